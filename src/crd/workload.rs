@@ -1,0 +1,180 @@
+//! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
+
+use super::schema;
+use super::vocabulary::Enforcement;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A workload (replicas of a pod template, like a Deployment) that may run only where its
+/// sensitivity class allows.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "sovra.dev",
+    version = "v1alpha1",
+    kind = "SovereignWorkload",
+    namespaced,
+    shortname = "swl",
+    category = "sovra",
+    status = "SovereignWorkloadStatus",
+    derive = "PartialEq",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Class", type_ = "string", json_path = ".spec.sensitivity"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".status.clusters"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SovereignWorkloadSpec {
+    /// Name of the SensitivityClass. Immutable: a workload's class never changes during its
+    /// life, so its audit trail has one class; to change class, create a new workload.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("sensitivity is immutable; create a new SovereignWorkload to change class"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub sensitivity: String,
+    /// Desired number of pods (across all placements).
+    #[serde(default = "one")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    #[schemars(schema_with = "schema::pod_template")]
+    pub template: PodTemplateSpec,
+    #[serde(default)]
+    pub placement: PlacementPreferences,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Narrowing and preferences on top of the class. These can only restrict where the workload
+/// goes, never widen what the class allows.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.requiredCountries) || !has(self.preferredCountries) || self.preferredCountries.all(c, c in self.requiredCountries)").message("preferredCountries must be a subset of requiredCountries"))]
+pub struct PlacementPreferences {
+    /// Countries tried first, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::countries")]
+    pub preferred_countries: Vec<String>,
+    /// When set, only these countries (intersected with what the class allows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::countries")]
+    pub required_countries: Vec<String>,
+    /// Number of distinct compliant clusters to spread replicas over.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub clusters: i32,
+    /// When a placed cluster becomes unreachable, place on another compliant cluster.
+    #[serde(default)]
+    pub failover: bool,
+}
+
+impl Default for PlacementPreferences {
+    fn default() -> Self {
+        Self {
+            preferred_countries: Vec::new(),
+            required_countries: Vec::new(),
+            clusters: 1,
+            failover: false,
+        }
+    }
+}
+
+#[derive(JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadPhase {
+    /// Not decided yet.
+    Pending,
+    /// Running where its class allows.
+    Placed,
+    /// No compliant placement exists; nothing runs.
+    Refused,
+    /// Placed, but not all replicas are ready or a placement's cluster is unreachable.
+    Degraded,
+}
+
+impl std::fmt::Display for WorkloadPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What Sovra decided and observed. Deterministic: the same world gives the same status, so
+/// reconciles that change nothing write nothing.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SovereignWorkloadStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<WorkloadPhase>,
+    /// Pods desired across placements (scale subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// `ready/desired`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// Label selector of the pods (scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Comma-separated placed clusters, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<PlacementDecision>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::conditions")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Where (part of) the workload runs.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    pub cluster: String,
+    pub country: String,
+    pub node_pools: Vec<String>,
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+}
+
+/// The placement decision with its evidence: every candidate and why it was accepted or not.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementDecision {
+    pub enforcement: Enforcement,
+    /// Refused, or the reasons a compliant placement could not be made in full.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Requirements the chosen placement does not meet (only in `audit` enforcement).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_violations: Vec<String>,
+    pub candidates: Vec<CandidateVerdict>,
+}
+
+/// One cluster, or one node pool of a cluster, and the verdict on it.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateVerdict {
+    pub cluster: String,
+    /// Absent when the verdict is about the cluster as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+    pub accepted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}

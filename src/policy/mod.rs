@@ -1,0 +1,27 @@
+//! The placement engine: pure functions from (workload, class, clusters, node pools) to a
+//! decision with reasons. No IO, no clocks, no randomness: the same input always gives the
+//! same decision, which is what makes status deterministic and decisions auditable.
+
+mod country;
+mod engine;
+mod node_pool;
+mod reason;
+
+pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
+pub use engine::{
+    ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, Verdict,
+    WorkloadRequest, decide,
+};
+pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
+pub use reason::{Reason, Severity};
+
+/// Node label naming the pool a node belongs to (configurable; this is the default).
+pub const DEFAULT_NODE_POOL_LABEL: &str = "sovra.dev/node-pool";
+/// Administrator-set label marking a node sovereign. The `node-restriction.kubernetes.io/`
+/// prefix cannot be set by a kubelet on its own Node (NodeRestriction admission), so a
+/// compromised node cannot declare itself sovereign.
+pub const SOVEREIGN_NODE_LABEL: &str = "node-restriction.kubernetes.io/sovra-sovereign";
+/// Optional node label with the node's country (ISO 3166-1 alpha-2).
+pub const NODE_COUNTRY_LABEL: &str = "sovra.dev/country";
+/// Taint key that dedicates a pool to one class: `sovra.dev/sensitivity=<class>:NoSchedule`.
+pub const DEDICATED_TAINT_KEY: &str = "sovra.dev/sensitivity";
