@@ -1,5 +1,10 @@
-fn main() {
-    for crd in sovra::crd::all() {
-        print!("{}", sovra::crd::to_yaml(&crd).unwrap_or_default());
-    }
+//! The `sovra` binary: parses the command line and maps errors to exit codes.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = sovra::cli::Cli::parse();
+    Ok(sovra::cli::execute(cli).await?)
 }

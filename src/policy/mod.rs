@@ -6,6 +6,7 @@ mod country;
 mod engine;
 mod node_pool;
 mod reason;
+mod workload;
 
 pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
 pub use engine::{
@@ -14,6 +15,7 @@ pub use engine::{
 };
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use reason::{Reason, Severity};
+pub use workload::{cluster_facts, current_placements, decide_for_workload, decision_record};
 
 /// Node label naming the pool a node belongs to (configurable; this is the default).
 pub const DEFAULT_NODE_POOL_LABEL: &str = "sovra.dev/node-pool";

@@ -1,0 +1,123 @@
+//! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`.
+
+mod manifests;
+pub mod plan;
+
+use crate::Error;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sovra",
+    version,
+    about = "Places workloads only onto EU clusters and sovereign node pools that satisfy their sensitivity class"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator (in-cluster config, or KUBECONFIG).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML, or write them to a directory.
+    Crd {
+        /// Write one file per CRD into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Decide placements offline from manifests; exits 1 when any workload is refused.
+    Plan {
+        /// Files or directories with SensitivityClasses, SovereignClusters, Nodes and SovereignWorkloads.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: plan::OutputFormat,
+        /// Also list compliant candidates, not only rejected ones.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long, default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
+        node_pool_label: String,
+    },
+}
+
+/// Settings of the operator process. Every flag can also be set from the environment.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Namespace the operator runs in: kubeconfig Secrets and the leader Lease live here.
+    #[arg(long, env = "SOVRA_NAMESPACE", default_value = "sovra-system")]
+    pub namespace: String,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "SOVRA_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Node label that names a node's pool.
+    #[arg(long, env = "SOVRA_NODE_POOL_LABEL", default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
+    pub node_pool_label: String,
+    /// Elect a leader through a Lease so only one replica reconciles.
+    #[arg(long, env = "SOVRA_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    #[arg(long, env = "SOVRA_LEASE_NAME", default_value = "sovra-leader")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the chart sets the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "sovra")]
+    pub identity: String,
+    /// Append-only, hash-chained audit trail file (also written to stdout).
+    #[arg(long, env = "SOVRA_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Workloads reconciled at once.
+    #[arg(long, env = "SOVRA_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Log format: text or json.
+    #[arg(long, env = "SOVRA_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Runs a command. Errors that are the user's input (bad manifests) are printed and turned
+/// into exit codes here; the binary edge handles the rest.
+pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Crd { out_dir } => write_crds(out_dir),
+        Command::Plan {
+            files,
+            output,
+            explain,
+            node_pool_label,
+        } => {
+            let report = plan::plan(&files, output, explain, &node_pool_label);
+            print!("{}", report.rendered);
+            for problem in &report.problems {
+                eprintln!("error: {problem}");
+            }
+            Ok(if !report.problems.is_empty() {
+                ExitCode::from(2)
+            } else if report.refused > 0 {
+                eprintln!("{} workload(s) refused", report.refused);
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Run(args) => {
+            crate::controller::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_crds(out_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
+    for crd in crate::crd::all() {
+        let yaml = crate::crd::to_yaml(&crd)?;
+        match &out_dir {
+            Some(dir) => {
+                let path = dir.join(crate::crd::file_name(&crd));
+                std::fs::write(&path, yaml).map_err(|source| Error::WriteFile { path, source })?;
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
