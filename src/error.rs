@@ -48,6 +48,15 @@ pub enum Error {
 
     #[error("CRD {0} is not established")]
     CrdNotEstablished(String),
+
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+
+    #[error("HTTP server: {0}")]
+    HttpServer(std::io::Error),
 }
 
 impl Error {
@@ -64,6 +73,9 @@ impl Error {
             Self::Audit { .. } => "audit",
             Self::MemberCluster { .. } => "member_cluster",
             Self::CrdNotEstablished(_) => "crd_not_established",
+            Self::Finalizer(_) => "finalizer",
+            Self::LeaderElection(_) => "leader_election",
+            Self::HttpServer(_) => "http_server",
         }
     }
 }

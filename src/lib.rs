@@ -4,6 +4,7 @@
 //! Layout: `crd` (resource types), `policy` (pure placement engine, no IO), `controller`
 //! (kube-rs reconcilers, the IO edge), `audit` (tamper-evident trail), `cli` (the binary).
 
+pub mod audit;
 pub mod cli;
 pub mod controller;
 pub mod crd;

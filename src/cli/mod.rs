@@ -43,6 +43,24 @@ pub enum Command {
         #[arg(long, default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
         node_pool_label: String,
     },
+    /// Check or read the hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; exits 1 and names the first broken line when it is broken.
+    Verify { file: PathBuf },
+    /// Print the trail as a table, optionally filtered.
+    Show {
+        file: PathBuf,
+        /// `namespace/name` or `name` of a workload.
+        #[arg(long)]
+        workload: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+    },
 }
 
 /// Settings of the operator process. Every flag can also be set from the environment.
@@ -100,6 +118,28 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Audit(AuditCommand::Verify { file }) => {
+            let report = crate::audit::verify_file(&file)?;
+            println!("{report}");
+            Ok(if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Audit(AuditCommand::Show {
+            file,
+            workload,
+            class,
+        }) => {
+            let filter = crate::audit::ShowFilter {
+                workload,
+                class,
+                ..Default::default()
+            };
+            print!("{}", crate::audit::show_file(&file, &filter)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
             crate::controller::run(args).await?;

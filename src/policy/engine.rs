@@ -123,6 +123,18 @@ impl Decision {
         out.into_iter().collect()
     }
 
+    /// Why the decision is what it is, one line each: the rejected candidates, or the refusal
+    /// reasons when there were no candidates to judge (e.g. the class does not exist).
+    pub fn explanation(&self) -> Vec<String> {
+        let lines = self.rejection_lines();
+        match &self.outcome {
+            Outcome::Refused(reasons) if lines.is_empty() => {
+                reasons.iter().map(ToString::to_string).collect()
+            }
+            _ => lines,
+        }
+    }
+
     /// One line per rejected cluster or pool, for Events and the CLI.
     pub fn rejection_lines(&self) -> Vec<String> {
         self.verdicts

@@ -1,0 +1,222 @@
+//! Reconciles a SovereignCluster's status: jurisdiction, node pools and their sovereignty,
+//! reachability. Reports `SovereigntyLost` when a pool or the cluster stops being sovereign;
+//! the workload controller then moves or refuses the affected workloads.
+
+use super::context::Context;
+use super::deployment::FIELD_MANAGER;
+use super::metrics::labels;
+use super::workload::publish;
+use crate::Error;
+use crate::audit::{AuditAction, AuditEntry, ObjectRef};
+use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
+use crate::policy::{NodePool, jurisdiction_of, node_pools};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<SovereignCluster>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let cluster = match &guard.0 {
+        Ok(cluster) => cluster,
+        Err(invalid) => {
+            tracing::warn!(name = ?invalid.metadata.name, error = %invalid.error, "SovereignCluster does not match the schema");
+            return Ok(Action::await_change());
+        }
+    };
+    let now = Time(jiff::Timestamp::now());
+    let pools = if cluster.spec.connection.local {
+        node_pools(&ctx.world.hub_nodes(), &ctx.world.pool_label)
+    } else {
+        Vec::new()
+    };
+    let reachable = cluster.spec.connection.local;
+    ctx.metrics
+        .cluster_reachable
+        .get_or_create(&labels(&[("cluster", &cluster.name_any())]))
+        .set(i64::from(reachable));
+    let status = cluster_status(cluster, &pools, reachable, ctx.hub_version.as_deref(), &now);
+
+    let lost = sovereignty_lost(cluster.status.as_ref(), &status);
+    if !lost.is_empty() {
+        let note = format!("no longer sovereign: {}", lost.join("; "));
+        ctx.audit
+            .record(AuditEntry {
+                action: AuditAction::SovereigntyLost,
+                object: ObjectRef {
+                    kind: SovereignCluster::kind(&()).into_owned(),
+                    namespace: None,
+                    name: cluster.name_any(),
+                    uid: cluster.uid(),
+                },
+                class: None,
+                cluster: Some(cluster.name_any()),
+                pools: Vec::new(),
+                reasons: lost.clone(),
+            })
+            .await?;
+        publish(
+            &ctx,
+            cluster,
+            EventType::Warning,
+            "SovereigntyLost",
+            "Observe",
+            &note,
+        )
+        .await;
+    }
+
+    if cluster.status.as_ref() != Some(&status) {
+        let api: Api<SovereignCluster> = Api::all(ctx.client.clone());
+        let body = json!({
+            "apiVersion": SovereignCluster::api_version(&()),
+            "kind": SovereignCluster::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &cluster.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// The status Sovra reports for a cluster (pure).
+pub fn cluster_status(
+    cluster: &SovereignCluster,
+    pools: &[NodePool],
+    reachable: bool,
+    version: Option<&str>,
+    now: &Time,
+) -> SovereignClusterStatus {
+    let jurisdiction = jurisdiction_of(&cluster.spec.country);
+    let previous = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = cluster.metadata.generation;
+    let pool_status: Vec<NodePoolStatus> = pools
+        .iter()
+        .map(|p| NodePoolStatus {
+            name: p.name.clone(),
+            nodes: p.nodes,
+            sovereign_nodes: p.sovereign_nodes,
+            sovereign: p.is_sovereign() && !p.country_conflict,
+            dedicated_to: p.dedicated_to.clone(),
+            country: p.country.clone(),
+            reasons: p.notes.clone(),
+        })
+        .collect();
+    let sovereign_pools =
+        i32::try_from(pool_status.iter().filter(|p| p.sovereign).count()).unwrap_or(i32::MAX);
+    let condition = |type_: &str, ok: bool, reason: &str, message: String| {
+        let status = if ok { "True" } else { "False" }.to_owned();
+        let last_transition_time = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            message,
+            observed_generation: generation,
+            last_transition_time,
+        }
+    };
+    let reachable_condition = if cluster.spec.connection.local {
+        condition(
+            "Reachable",
+            true,
+            "Hub",
+            "the operator runs in this cluster".to_owned(),
+        )
+    } else {
+        condition(
+            "Reachable",
+            reachable,
+            "NotConnected",
+            "member cluster connections are not enabled in this build".to_owned(),
+        )
+    };
+    let sovereign_condition = if jurisdiction == Jurisdiction::ThirdCountry {
+        condition(
+            "Sovereign",
+            false,
+            "OutsideEuEea",
+            format!("country {} is outside the EU/EEA", cluster.spec.country),
+        )
+    } else if sovereign_pools == 0 {
+        condition(
+            "Sovereign",
+            false,
+            "NoSovereignPool",
+            "no node pool has nodes labelled sovereign by an administrator".to_owned(),
+        )
+    } else {
+        condition(
+            "Sovereign",
+            true,
+            "SovereignPools",
+            format!("{sovereign_pools} sovereign node pool(s)"),
+        )
+    };
+    SovereignClusterStatus {
+        observed_generation: generation,
+        jurisdiction: Some(jurisdiction),
+        kubernetes_version: if cluster.spec.connection.local {
+            version.map(str::to_owned)
+        } else {
+            None
+        },
+        sovereign_pools,
+        node_pools: pool_status,
+        conditions: vec![reachable_condition, sovereign_condition],
+    }
+}
+
+/// What stopped being sovereign between two statuses: pools that were sovereign and are not
+/// (or are gone), and the cluster as a whole.
+pub fn sovereignty_lost(
+    before: Option<&SovereignClusterStatus>,
+    after: &SovereignClusterStatus,
+) -> Vec<String> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let mut lost = Vec::new();
+    for pool in before.node_pools.iter().filter(|p| p.sovereign) {
+        match after.node_pools.iter().find(|p| p.name == pool.name) {
+            Some(now) if now.sovereign => {}
+            Some(now) => lost.push(format!(
+                "node pool {}: {}",
+                pool.name,
+                now.reasons.join(", ")
+            )),
+            None => lost.push(format!("node pool {} has no nodes any more", pool.name)),
+        }
+    }
+    let was = before
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Sovereign" && c.status == "True");
+    if let Some(now) = after
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Sovereign" && c.status == "False")
+        && was
+    {
+        lost.push(format!("cluster: {}", now.message));
+    }
+    lost
+}

@@ -1,0 +1,75 @@
+//! State shared by every reconcile: the client, the world, the event recorder, the audit trail,
+//! metrics and per-object backoff.
+
+use super::metrics::Metrics;
+use super::world::World;
+use crate::audit::AuditTrail;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct Context {
+    pub client: Client,
+    pub world: World,
+    pub recorder: Recorder,
+    pub audit: AuditTrail,
+    pub metrics: Metrics,
+    pub backoff: Backoff,
+    /// Kubernetes version of the hub, reported in the hub's SovereignCluster status.
+    pub hub_version: Option<String>,
+}
+
+/// Per-object exponential backoff: a failing object is retried after 1 s, 2 s, 4 s ... up to
+/// 5 minutes, without slowing down any other object. Reset on the first success.
+#[derive(Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    pub fn next_delay(&self, key: &str) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        let delay = Self::BASE
+            .saturating_mul(2u32.saturating_pow(*n))
+            .min(Self::MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    pub fn reset(&self, key: &str) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_object_caps_at_five_minutes_and_resets_on_success() {
+        let backoff = Backoff::default();
+        let delays: Vec<u64> = (0..12).map(|_| backoff.next_delay("a").as_secs()).collect();
+        assert_eq!(&delays[..4], &[1, 2, 4, 8]);
+        assert_eq!(delays[11], 300);
+        assert_eq!(
+            backoff.next_delay("b").as_secs(),
+            1,
+            "other objects are not slowed down"
+        );
+        backoff.reset("a");
+        assert_eq!(backoff.next_delay("a").as_secs(), 1);
+    }
+}

@@ -1,0 +1,241 @@
+//! Workload status from a decision and what was observed (pure). Deterministic: conditions keep
+//! their `lastTransitionTime` unless their status flips, so a reconcile that changes nothing
+//! produces an identical status and no write.
+
+use crate::crd::{Placement, SovereignWorkload, SovereignWorkloadStatus, WorkloadPhase};
+use crate::policy::{Decision, Outcome, decision_record};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::BTreeMap;
+
+pub const CONDITION_PLACED: &str = "Placed";
+pub const CONDITION_COMPLIANT: &str = "Compliant";
+pub const CONDITION_READY: &str = "Ready";
+
+/// What Sovra saw of one placement's Deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedDeployment {
+    pub ready_replicas: i32,
+    /// The Deployment reports `Progressing=False` (e.g. ProgressDeadlineExceeded).
+    pub stalled: bool,
+}
+
+/// The status for a workload whose spec cannot be acted on.
+pub fn invalid_spec_status(
+    workload: &SovereignWorkload,
+    message: &str,
+    now: &Time,
+) -> SovereignWorkloadStatus {
+    let previous = previous_conditions(workload);
+    let generation = workload.metadata.generation;
+    let mut conditions = Vec::new();
+    let mut set = |type_: &str, status: bool, reason: &str, message: &str| {
+        conditions.push(condition(
+            &previous, type_, status, reason, message, generation, now,
+        ));
+    };
+    set(CONDITION_PLACED, false, "InvalidSpec", message);
+    set(CONDITION_COMPLIANT, true, "NothingPlaced", "nothing runs");
+    set(CONDITION_READY, false, "InvalidSpec", message);
+    SovereignWorkloadStatus {
+        observed_generation: generation,
+        phase: Some(WorkloadPhase::Refused),
+        replicas: workload.spec.replicas,
+        ready_replicas: 0,
+        ready: Some(format!("0/{}", workload.spec.replicas)),
+        selector: Some(selector(workload)),
+        clusters: None,
+        placements: Vec::new(),
+        decision: None,
+        conditions,
+    }
+}
+
+fn selector(workload: &SovereignWorkload) -> String {
+    format!(
+        "{}={}",
+        super::deployment::WORKLOAD_LABEL,
+        workload.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn previous_conditions(workload: &SovereignWorkload) -> Vec<Condition> {
+    workload
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default()
+}
+
+pub fn workload_status(
+    workload: &SovereignWorkload,
+    decision: &Decision,
+    observed: &BTreeMap<String, ObservedDeployment>,
+    now: &Time,
+) -> SovereignWorkloadStatus {
+    let previous = previous_conditions(workload);
+    let generation = workload.metadata.generation;
+    let placements: Vec<Placement> = decision
+        .targets()
+        .iter()
+        .map(|t| Placement {
+            cluster: t.cluster.clone(),
+            country: t.country.clone(),
+            node_pools: t.pools.clone(),
+            replicas: t.replicas,
+            ready_replicas: observed.get(&t.cluster).map_or(0, |o| o.ready_replicas),
+        })
+        .collect();
+    let desired = workload.spec.replicas.max(0);
+    let ready: i32 = placements.iter().map(|p| p.ready_replicas).sum();
+    let unreachable: Vec<&str> = decision
+        .targets()
+        .iter()
+        .filter(|t| !t.reachable)
+        .map(|t| t.cluster.as_str())
+        .collect();
+    let stalled = decision
+        .targets()
+        .iter()
+        .any(|t| observed.get(&t.cluster).is_some_and(|o| o.stalled));
+
+    let mut conditions = Vec::new();
+    let mut set = |type_: &str, status: bool, reason: &str, message: String| {
+        conditions.push(condition(
+            &previous, type_, status, reason, &message, generation, now,
+        ));
+    };
+    let phase = match &decision.outcome {
+        Outcome::Refused(reasons) => {
+            let reason = reasons.first().map_or("Refused", |r| r.code());
+            let message = reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            set(CONDITION_PLACED, false, reason, message.clone());
+            set(
+                CONDITION_COMPLIANT,
+                true,
+                "NothingPlaced",
+                "nothing runs".to_owned(),
+            );
+            set(CONDITION_READY, false, "Refused", message);
+            WorkloadPhase::Refused
+        }
+        Outcome::Placed(targets) => {
+            let onto = targets
+                .iter()
+                .map(|t| format!("{} [{}]", t.cluster, t.pools.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            set(
+                CONDITION_PLACED,
+                true,
+                "Placed",
+                format!("placed onto {onto}"),
+            );
+            let violations = decision.audit_violations();
+            if violations.is_empty() {
+                set(
+                    CONDITION_COMPLIANT,
+                    true,
+                    "Compliant",
+                    "every requirement of the class is met".to_owned(),
+                );
+            } else {
+                set(
+                    CONDITION_COMPLIANT,
+                    false,
+                    "AuditViolations",
+                    format!(
+                        "enforcement audit: enforce would refuse: {}",
+                        violations.join("; ")
+                    ),
+                );
+            }
+            if !unreachable.is_empty() {
+                set(
+                    CONDITION_READY,
+                    false,
+                    "ClusterUnreachable",
+                    format!("unreachable: {}", unreachable.join(", ")),
+                );
+            } else if ready >= desired {
+                set(
+                    CONDITION_READY,
+                    true,
+                    "ReplicasReady",
+                    format!("{ready}/{desired} replicas ready"),
+                );
+            } else {
+                set(
+                    CONDITION_READY,
+                    false,
+                    "ReplicasNotReady",
+                    format!("{ready}/{desired} replicas ready"),
+                );
+            }
+            if unreachable.is_empty() && !stalled {
+                WorkloadPhase::Placed
+            } else {
+                WorkloadPhase::Degraded
+            }
+        }
+    };
+    let clusters = (!placements.is_empty()).then(|| {
+        placements
+            .iter()
+            .map(|p| p.cluster.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    SovereignWorkloadStatus {
+        observed_generation: generation,
+        phase: Some(phase),
+        replicas: desired,
+        ready_replicas: ready,
+        ready: Some(format!("{ready}/{desired}")),
+        selector: Some(selector(workload)),
+        clusters,
+        placements,
+        decision: Some(decision_record(decision)),
+        conditions,
+    }
+}
+
+/// A condition whose `lastTransitionTime` is kept from `previous` unless its status changed.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message: truncate(message, 1024),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Cuts at a character boundary; Events and conditions have size limits.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", text.get(..end).unwrap_or_default())
+}
