@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Requirements a cluster and its node pools must meet to run workloads of this class.
+// kube's repeated `printcolumn(type_ = ...)` arguments trip clippy's duplicated_attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "sovra.dev",

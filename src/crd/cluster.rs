@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A cluster's location, provider, operator, certifications and how to reach it.
+// kube's repeated `printcolumn(type_ = ...)` arguments trip clippy's duplicated_attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "sovra.dev",

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// A workload (replicas of a pod template, like a Deployment) that may run only where its
 /// sensitivity class allows.
+// kube's repeated `printcolumn(type_ = ...)` arguments trip clippy's duplicated_attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "sovra.dev",

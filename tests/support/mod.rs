@@ -1,0 +1,276 @@
+//! Shared harness for integration tests: a hub cluster (the in-process test API server with
+//! Sovra's CRDs, the default classes, a hub SovereignCluster and labelled nodes) and the real
+//! operator running against it.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use sovra::cli::RunArgs;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use test_apiserver::{ResourceRef, TestApiServer};
+
+pub const POOL_LABEL: &str = "sovra.dev/node-pool";
+pub const SOVEREIGN: &str = "node-restriction.kubernetes.io/sovra-sovereign";
+pub const NAMESPACE: &str = "ministry-fin";
+pub const HUB: &str = "rijkscloud-nl";
+
+pub fn deployments() -> ResourceRef {
+    ResourceRef::new("apps", "v1", "deployments")
+}
+pub fn workloads() -> ResourceRef {
+    ResourceRef::new("sovra.dev", "v1alpha1", "sovereignworkloads")
+}
+pub fn clusters() -> ResourceRef {
+    ResourceRef::new("sovra.dev", "v1alpha1", "sovereignclusters")
+}
+pub fn nodes() -> ResourceRef {
+    ResourceRef::new("", "v1", "nodes")
+}
+pub fn events() -> ResourceRef {
+    ResourceRef::new("events.k8s.io", "v1", "events")
+}
+pub fn leases() -> ResourceRef {
+    ResourceRef::new("coordination.k8s.io", "v1", "leases")
+}
+
+/// The hub's nodes: two sovereign general pools, a pool dedicated to `confidential`, and a
+/// pool nobody attested as sovereign.
+pub fn hub_nodes() -> Vec<Value> {
+    let mut nodes = Vec::new();
+    for (pool, count, sovereign, taint) in [
+        ("gov-general", 2, true, None),
+        ("gov-spare", 1, true, None),
+        ("gov-confidential", 2, true, Some("confidential")),
+        ("build-agents", 2, false, None),
+    ] {
+        for i in 0..count {
+            nodes.push(node(&format!("{pool}-{i}"), pool, sovereign, taint));
+        }
+    }
+    nodes
+}
+
+pub fn node(name: &str, pool: &str, sovereign: bool, taint: Option<&str>) -> Value {
+    let mut labels = json!({POOL_LABEL: pool, "sovra.dev/country": "NL", "topology.kubernetes.io/region": "eu-west"});
+    if sovereign {
+        labels[SOVEREIGN] = json!("true");
+    }
+    let taints: Vec<Value> = taint
+        .map(
+            |class| json!({"key": "sovra.dev/sensitivity", "value": class, "effect": "NoSchedule"}),
+        )
+        .into_iter()
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}})
+}
+
+pub fn hub_cluster(certifications: &[&str]) -> Value {
+    json!({
+        "apiVersion": "sovra.dev/v1alpha1", "kind": "SovereignCluster",
+        "metadata": {"name": HUB},
+        "spec": {
+            "country": "NL", "region": "eu-west", "operatedBy": "government",
+            "provider": {"name": "Rijkscloud", "headquartersCountry": "NL", "extraterritorialExposure": false},
+            "certifications": certifications,
+            "connection": {"local": true}
+        }
+    })
+}
+
+pub fn workload(name: &str, class: &str, replicas: i32, placement: Value) -> Value {
+    json!({
+        "apiVersion": "sovra.dev/v1alpha1", "kind": "SovereignWorkload",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "sensitivity": class, "replicas": replicas, "placement": placement,
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": format!("registry.example.nl/{name}:1")}]}}
+        }
+    })
+}
+
+/// Objects from a YAML file in the repository.
+pub fn yaml_objects(relative: &str) -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// A test API server with Sovra's CRDs, the default classes, the hub cluster and its nodes.
+pub async fn hub_server() -> TestApiServer {
+    let server = TestApiServer::start().await;
+    for crd in sovra::crd::all() {
+        server.put(serde_json::to_value(crd).unwrap()).unwrap();
+    }
+    for object in yaml_objects("deploy/sensitivityclasses.yaml") {
+        server.put(object).unwrap();
+    }
+    server
+        .put(hub_cluster(&["BIO", "ISO27001", "EUCS-High", "Haven"]))
+        .unwrap();
+    for node in hub_nodes() {
+        server.put(node).unwrap();
+    }
+    server
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        .unwrap();
+    server
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sovra-system"}}))
+        .unwrap();
+    server
+}
+
+/// A running operator; stops when dropped.
+pub struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), sovra::Error>>,
+    pub audit_log: PathBuf,
+    pub identity: String,
+}
+
+impl Operator {
+    /// Asks the operator to shut down gracefully and waits for it.
+    pub async fn shutdown(mut self) -> Result<(), sovra::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("operator stops in time")
+            .expect("operator task")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> RunArgs {
+    RunArgs {
+        namespace: "sovra-system".into(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        node_pool_label: POOL_LABEL.into(),
+        leader_election,
+        lease_name: "sovra-leader".into(),
+        identity: identity.into(),
+        audit_log: Some(audit_log),
+        concurrency: 4,
+        log_format: "text".into(),
+    }
+}
+
+pub fn start_operator(
+    server: &TestApiServer,
+    dir: &std::path::Path,
+    identity: &str,
+    leader_election: bool,
+) -> Operator {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let audit_log = dir.join(format!("{identity}-audit.jsonl"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let args = run_args(identity, audit_log.clone(), leader_election);
+    let client = server.client();
+    let task = tokio::spawn(async move {
+        sovra::controller::run_with_client(client, args, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Operator {
+        stop: Some(stop),
+        task,
+        audit_log,
+        identity: identity.into(),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Waits until the workload's status has `phase`, and returns the workload.
+pub async fn wait_for_phase(server: &TestApiServer, name: &str, phase: &str) -> Value {
+    eventually(&format!("{name} phase {phase}"), WAIT, || async {
+        server
+            .get(&workloads(), Some(NAMESPACE), name)
+            .filter(|w| w.pointer("/status/phase").and_then(Value::as_str) == Some(phase))
+    })
+    .await
+}
+
+/// Events with `reason` regarding the object `name`, in `namespace`.
+pub fn events_for(server: &TestApiServer, namespace: &str, name: &str, reason: &str) -> Vec<Value> {
+    server
+        .list(&events(), Some(namespace))
+        .into_iter()
+        .filter(|e| {
+            e.pointer("/regarding/name").and_then(Value::as_str) == Some(name)
+                && e.get("reason").and_then(Value::as_str) == Some(reason)
+        })
+        .collect()
+}
+
+pub async fn wait_for_event(
+    server: &TestApiServer,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Value {
+    eventually(&format!("{reason} event on {name}"), WAIT, || async {
+        events_for(server, namespace, name, reason)
+            .into_iter()
+            .next()
+    })
+    .await
+}
+
+/// The values of the node affinity expression on `key` in the Deployment's first term.
+pub fn affinity_values(deployment: &Value, key: &str) -> Vec<String> {
+    let terms = deployment
+        .pointer("/spec/template/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    terms
+        .first()
+        .and_then(|t| t.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .and_then(|exprs| {
+            exprs
+                .iter()
+                .find(|e| e.get("key").and_then(Value::as_str) == Some(key))
+                .cloned()
+        })
+        .and_then(|e| e.get("values").cloned())
+        .map(|v| serde_json::from_value(v).unwrap())
+        .unwrap_or_default()
+}
