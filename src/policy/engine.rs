@@ -159,7 +159,9 @@ impl Decision {
 pub fn decide(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decision {
     let enforcement = request.class.enforcement;
     let mut sorted: Vec<&ClusterFacts> = clusters.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    // Names are unique in Kubernetes; should the input still repeat one (hand-written plan
+    // manifests), the tie-break keeps the result independent of input order.
+    sorted.sort_by_cached_key(|c| (c.name.clone(), format!("{c:?}")));
     sorted.dedup_by(|a, b| a.name == b.name);
 
     let mut verdicts = Vec::new();
@@ -292,11 +294,12 @@ fn evaluate_cluster<'a>(
         reasons.push(Reason::NoSovereignPool);
     }
 
-    let pools = cluster
+    let mut pools: Vec<(&NodePool, Vec<Reason>)> = cluster
         .pools
         .iter()
         .map(|pool| (pool, pool_reasons(request, &spec.country, pool)))
         .collect();
+    pools.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     reasons.sort();
     reasons.dedup();
     EvaluatedCluster {
@@ -397,6 +400,17 @@ impl EvaluatedCluster<'_> {
         if eligible.is_empty() {
             return None;
         }
+        // Audit relaxes class requirements only where it must: if some pools of the cluster
+        // are compliant, use just those rather than spreading onto violating ones.
+        let eligible: Vec<&(&NodePool, Vec<Reason>)> =
+            if eligible.iter().any(|(_, reasons)| reasons.is_empty()) {
+                eligible
+                    .into_iter()
+                    .filter(|(_, reasons)| reasons.is_empty())
+                    .collect()
+            } else {
+                eligible
+            };
         // Stability: keep exactly the current pools while all of them remain eligible.
         let chosen: Vec<&(&NodePool, Vec<Reason>)> = match current {
             Some(current)
@@ -465,10 +479,13 @@ impl EvaluatedCluster<'_> {
     }
 }
 
-/// Spreads replicas over the chosen clusters: equal shares, the remainder to the first ones.
-fn spread(replicas: i32, options: Vec<ClusterOption>) -> Vec<Target> {
+/// Spreads replicas over the chosen clusters: equal shares, the remainder to the first ones by
+/// name. By name, not rank: rank depends on which clusters are current, and re-deciding must not
+/// shuffle replicas between the same clusters.
+fn spread(replicas: i32, mut options: Vec<ClusterOption>) -> Vec<Target> {
     let replicas = replicas.max(0);
     let n = i32::try_from(options.len()).unwrap_or(i32::MAX).max(1);
+    options.sort_by(|a, b| a.target.cluster.cmp(&b.target.cluster));
     options
         .into_iter()
         .zip(0..)
