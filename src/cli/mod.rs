@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// Append-only, hash-chained audit trail file (also written to stdout).
     #[arg(long, env = "SOVRA_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// Also print each audit record on stdout, for log pipelines.
+    #[arg(long, env = "SOVRA_AUDIT_STDOUT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub audit_stdout: bool,
     /// Workloads reconciled at once.
     #[arg(long, env = "SOVRA_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,

@@ -178,7 +178,7 @@ pub async fn run_with_client(
     let audit = AuditTrail::open(
         args.audit_log.clone(),
         format!("sovra/{}", args.identity),
-        true,
+        args.audit_stdout,
     )
     .await?;
     let recorder = Recorder::new(

@@ -106,7 +106,7 @@ pub fn workload_status(
     };
     let phase = match &decision.outcome {
         Outcome::Refused(reasons) => {
-            let reason = reasons.first().map_or("Refused", |r| r.code());
+            let reason = decision.deciding_reason().map_or("Refused", |r| r.code());
             let message = reasons
                 .iter()
                 .map(ToString::to_string)

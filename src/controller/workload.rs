@@ -161,8 +161,8 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         (Outcome::Placed(_), Transition::Placed | Transition::Moved) => {
             ctx.metrics.placements.get_or_create(&class_label).inc();
         }
-        (Outcome::Refused(reasons), Transition::Refused) => {
-            let code = reasons.first().map_or("Refused", |r| r.code());
+        (Outcome::Refused(_), Transition::Refused) => {
+            let code = decision.deciding_reason().map_or("Refused", |r| r.code());
             ctx.metrics
                 .refusals
                 .get_or_create(&labels(&[("class", &class), ("reason", code)]))

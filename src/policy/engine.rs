@@ -135,6 +135,21 @@ impl Decision {
         }
     }
 
+    /// The reason that best explains a refusal, for condition reasons and metric labels:
+    /// a reason against a whole cluster outweighs one against a single pool.
+    pub fn deciding_reason(&self) -> Option<&Reason> {
+        let Outcome::Refused(reasons) = &self.outcome else {
+            return None;
+        };
+        let on_clusters = self.verdicts.iter().filter(|v| v.pool.is_none());
+        let on_pools = self.verdicts.iter().filter(|v| v.pool.is_some());
+        on_clusters
+            .chain(on_pools)
+            .flat_map(|v| v.reasons.iter())
+            .next()
+            .or_else(|| reasons.first())
+    }
+
     /// One line per rejected cluster or pool, for Events and the CLI.
     pub fn rejection_lines(&self) -> Vec<String> {
         self.verdicts

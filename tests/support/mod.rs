@@ -161,6 +161,7 @@ pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> Ru
         lease_name: "sovra-leader".into(),
         identity: identity.into(),
         audit_log: Some(audit_log),
+        audit_stdout: false,
         concurrency: 4,
         log_format: "text".into(),
     }

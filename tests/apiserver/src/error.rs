@@ -16,7 +16,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, message: impl Into<String>) -> Self {
-        ApiError { code, reason: reason_for(code).to_string(), message: message.into(), details: None }
+        ApiError {
+            code,
+            reason: reason_for(code).to_string(),
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {

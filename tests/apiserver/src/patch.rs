@@ -24,7 +24,9 @@ impl PatchKind {
             "application/json-patch+json" => Some(PatchKind::Json),
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchKind::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchKind::Apply)
+            }
             _ => None,
         }
     }
@@ -47,7 +49,20 @@ pub fn patch_object(kind: PatchKind, target: &Value, body: &[u8]) -> Result<Valu
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut result, &ops).map_err(|e| ApiError::invalid(format!("the JSON patch failed: {e}")))?;
+            for op in ops.0 {
+                // Upstream's json-patch passes `test` of null against a missing path;
+                // kube-runtime's finalizer helper relies on that to add the first finalizer.
+                if let json_patch::PatchOperation::Test(test) = &op
+                    && test.value.is_null()
+                    && result
+                        .pointer(test.path.as_str())
+                        .is_none_or(Value::is_null)
+                {
+                    continue;
+                }
+                json_patch::patch(&mut result, &[op])
+                    .map_err(|e| ApiError::invalid(format!("the JSON patch failed: {e}")))?;
+            }
         }
         PatchKind::Merge | PatchKind::Strategic => {
             let mut patch: Value = serde_json::from_slice(body)
@@ -83,7 +98,11 @@ pub fn parse_apply_body(body: &[u8]) -> Result<Value, ApiError> {
         Err(_) => serde_norway::from_slice::<Value>(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
     };
-    if value.is_object() { Ok(value) } else { Err(ApiError::bad_request("apply body must be an object")) }
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request("apply body must be an object"))
+    }
 }
 
 type Path = Vec<String>;
@@ -147,7 +166,15 @@ pub fn owned_fields(config: &Value) -> Value {
         map.remove("kind");
     }
     if let Some(Value::Object(meta)) = owned.get_mut("metadata") {
-        for key in ["name", "namespace", "resourceVersion", "managedFields", "uid", "creationTimestamp", "generation"] {
+        for key in [
+            "name",
+            "namespace",
+            "resourceVersion",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             meta.remove(key);
         }
     }
@@ -194,8 +221,9 @@ pub fn server_side_apply(
     if let Some(previous) = managers.get(manager) {
         for (path, _) in leaves(previous) {
             let still_applied = get_path(config, &path).is_some();
-            let owned_by_other =
-                managers.iter().any(|(m, cfg)| m.as_str() != manager && get_path(cfg, &path).is_some());
+            let owned_by_other = managers
+                .iter()
+                .any(|(m, cfg)| m.as_str() != manager && get_path(cfg, &path).is_some());
             if !still_applied && !owned_by_other {
                 remove_path(&mut object, &path);
             }
@@ -208,15 +236,25 @@ pub fn server_side_apply(
 
 fn conflict_error(conflicts: &[(String, Path)]) -> ApiError {
     let field = |path: &Path| format!(".{}", path.join("."));
-    let listed: Vec<String> = conflicts.iter().map(|(m, p)| format!("conflict with \"{m}\": {}", field(p))).collect();
+    let listed: Vec<String> = conflicts
+        .iter()
+        .map(|(m, p)| format!("conflict with \"{m}\": {}", field(p)))
+        .collect();
     let causes: Vec<Value> = conflicts
         .iter()
         .map(|(m, p)| json!({"type": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": field(p)}))
         .collect();
     let mut details = Map::new();
     details.insert("causes".into(), Value::Array(causes));
-    ApiError::new(409, format!("Apply failed with {} conflict(s): {}", conflicts.len(), listed.join(", ")))
-        .with_details(Value::Object(details))
+    ApiError::new(
+        409,
+        format!(
+            "Apply failed with {} conflict(s): {}",
+            conflicts.len(),
+            listed.join(", ")
+        ),
+    )
+    .with_details(Value::Object(details))
 }
 
 #[cfg(test)]
@@ -225,32 +263,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merge_patch_null_deletes_and_maps_merge() {
-        let target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
-        let out = patch_object(PatchKind::Merge, &target, br#"{"a": {"b": null, "d": 3}, "l": [3]}"#).unwrap();
-        assert_eq!(out, json!({"a": {"c": 2, "d": 3}, "l": [3]}));
-    }
-
-    #[test]
     fn strategic_merge_is_a_merge_patch_without_directives() {
         let target = json!({"spec": {"x": 1, "y": {"z": 1}}});
         let body = br#"{"$setElementOrder/c": [], "spec": {"x": 2, "y": {"$patch": "delete"}}}"#;
-        assert_eq!(patch_object(PatchKind::Strategic, &target, body).unwrap(), json!({"spec": {"x": 2}}));
+        assert_eq!(
+            patch_object(PatchKind::Strategic, &target, body).unwrap(),
+            json!({"spec": {"x": 2}})
+        );
+    }
+
+    #[test]
+    fn json_patch_test_of_null_passes_on_a_missing_path_like_upstream() {
+        let body = br#"[{"op": "test", "path": "/metadata/finalizers", "value": null},
+                        {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]"#;
+        let out = patch_object(PatchKind::Json, &json!({"metadata": {}}), body).unwrap();
+        assert_eq!(out, json!({"metadata": {"finalizers": ["f"]}}));
+        let taken = json!({"metadata": {"finalizers": ["g"]}});
+        assert_eq!(
+            patch_object(PatchKind::Json, &taken, body)
+                .unwrap_err()
+                .code,
+            422
+        );
     }
 
     #[test]
     fn json_patch_failures_are_invalid_and_garbage_is_a_bad_request() {
         let target = json!({"a": 1});
         let body = br#"[{"op": "test", "path": "/a", "value": 2}]"#;
-        assert_eq!(patch_object(PatchKind::Json, &target, body).unwrap_err().code, 422);
-        assert_eq!(patch_object(PatchKind::Json, &target, b"{").unwrap_err().code, 400);
-    }
-
-    #[test]
-    fn apply_bodies_may_be_yaml() {
-        let v = parse_apply_body(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n").unwrap();
-        assert_eq!(v.pointer("/data/a"), Some(&json!("b")));
-        assert_eq!(parse_apply_body(b"- 1").unwrap_err().code, 400);
+        assert_eq!(
+            patch_object(PatchKind::Json, &target, body)
+                .unwrap_err()
+                .code,
+            422
+        );
+        assert_eq!(
+            patch_object(PatchKind::Json, &target, b"{")
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 
     #[test]
@@ -260,19 +312,25 @@ mod tests {
             ("one".to_string(), json!({"data": {"a": "1", "b": "2"}})),
             ("two".to_string(), json!({"data": {"b": "2"}})),
         ]);
-        let (out, managers) = server_side_apply(&live, &json!({"data": {}}), "one", false, &managers).unwrap();
+        let (out, managers) =
+            server_side_apply(&live, &json!({"data": {}}), "one", false, &managers).unwrap();
         assert_eq!(out, json!({"data": {"b": "2", "c": "3"}}));
         assert_eq!(managers.get("one"), Some(&json!({"data": {}})));
     }
 
     #[test]
     fn forced_apply_takes_ownership_from_the_loser() {
-        let managers = BTreeMap::from([("two".to_string(), json!({"spec": {"replicas": 1, "x": 1}}))]);
+        let managers =
+            BTreeMap::from([("two".to_string(), json!({"spec": {"replicas": 1, "x": 1}}))]);
         let live = json!({"spec": {"replicas": 1, "x": 1}});
         let config = json!({"spec": {"replicas": 3}});
         let err = server_side_apply(&live, &config, "one", false, &managers).unwrap_err();
         assert_eq!(err.code, 409);
-        assert!(err.message.contains("\"two\": .spec.replicas"), "{}", err.message);
+        assert!(
+            err.message.contains("\"two\": .spec.replicas"),
+            "{}",
+            err.message
+        );
         let (out, managers) = server_side_apply(&live, &config, "one", true, &managers).unwrap();
         assert_eq!(out, json!({"spec": {"replicas": 3, "x": 1}}));
         assert_eq!(managers.get("two"), Some(&json!({"spec": {"x": 1}})));

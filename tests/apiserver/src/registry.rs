@@ -1,8 +1,6 @@
 //! The resource types the server serves: a table of built-ins plus whatever
 //! CustomResourceDefinitions register at runtime.
 
-use std::cmp::Ordering;
-
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -27,41 +25,34 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// `configmaps` or `deployments.apps`, the way upstream names a resource in messages.
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// Field selector labels beyond `metadata.name` / `metadata.namespace`
     /// (the real server rejects any other label with 400).
+    #[rustfmt::skip]
     pub fn extra_field_labels(&self) -> &'static [&'static str] {
         match (self.group.as_str(), self.plural.as_str()) {
-            ("", "pods") => &[
-                "spec.nodeName",
-                "spec.restartPolicy",
-                "spec.schedulerName",
-                "spec.serviceAccountName",
-                "status.phase",
-                "status.podIP",
-                "status.nominatedNodeName",
-            ],
-            ("", "events") => &[
-                "involvedObject.kind",
-                "involvedObject.namespace",
-                "involvedObject.name",
-                "involvedObject.uid",
-                "involvedObject.apiVersion",
-                "involvedObject.fieldPath",
-                "reason",
-                "reportingComponent",
-                "type",
-            ],
-            ("events.k8s.io", "events") => {
-                &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason", "type"]
-            }
+            ("", "pods") => &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                "spec.serviceAccountName", "status.phase", "status.podIP", "status.nominatedNodeName"],
+            ("", "events") => &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.fieldPath", "reason",
+                "reportingComponent", "type"],
+            ("events.k8s.io", "events") => &["regarding.kind", "regarding.namespace", "regarding.name",
+                "regarding.uid", "reason", "type"],
             ("", "secrets") => &["type"],
             ("", "nodes") => &["spec.unschedulable"],
             ("", "namespaces") => &["status.phase"],
@@ -72,8 +63,18 @@ impl ResourceType {
 
 /// Built-in kinds: (group, version, plural, kind, namespaced, subresources, shortNames).
 /// Adding a kind is one line here.
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
 #[rustfmt::skip]
-const BUILTINS: &[(&str, &str, &str, &str, bool, &[&str], &[&str])] = &[
+const BUILTINS: &[Builtin] = &[
     ("", "v1", "namespaces", "Namespace", false, &["status"], &["ns"]),
     ("", "v1", "nodes", "Node", false, &["status"], &["no"]),
     ("", "v1", "pods", "Pod", true, &["status", "eviction"], &["po"]),
@@ -87,7 +88,7 @@ const BUILTINS: &[(&str, &str, &str, &str, bool, &[&str], &[&str])] = &[
     ("apps", "v1", "replicasets", "ReplicaSet", true, &["status"], &["rs"]),
     ("apps", "v1", "statefulsets", "StatefulSet", true, &["status"], &["sts"]),
     ("apps", "v1", "daemonsets", "DaemonSet", true, &["status"], &["ds"]),
-    ("events.k8s.io", "v1", "events", "Event", true, &[], &["ev"]),
+    ("events.k8s.io", "v1", "events", "Event", true, &[], &[]),
     ("coordination.k8s.io", "v1", "leases", "Lease", true, &[], &[]),
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["status"], &["pdb"]),
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["status"], &["crd", "crds"]),
@@ -112,52 +113,55 @@ impl Registry {
     pub fn builtin() -> Self {
         let types = BUILTINS
             .iter()
-            .map(|&(group, version, plural, kind, namespaced, subresources, short_names)| ResourceType {
-                group: group.into(),
-                version: version.into(),
-                plural: plural.into(),
-                singular: kind.to_lowercase(),
-                kind: kind.into(),
-                namespaced,
-                status: subresources.contains(&"status"),
-                eviction: subresources.contains(&"eviction"),
-                short_names: short_names.iter().map(|s| s.to_string()).collect(),
-                custom: false,
-            })
+            .map(
+                |&(group, version, plural, kind, namespaced, subresources, short_names)| {
+                    ResourceType {
+                        group: group.into(),
+                        version: version.into(),
+                        plural: plural.into(),
+                        singular: kind.to_lowercase(),
+                        kind: kind.into(),
+                        namespaced,
+                        status: subresources.contains(&"status"),
+                        eviction: subresources.contains(&"eviction"),
+                        short_names: short_names.iter().map(|s| s.to_string()).collect(),
+                        custom: false,
+                    }
+                },
+            )
             .collect();
         Registry { types }
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceType> {
         let (group, version) = split_api_version(api_version);
-        self.types.iter().find(|t| t.group == group && t.version == version && t.kind == kind)
-    }
-
-    /// Any served version of `group/plural` (objects are stored once per group/plural).
-    pub fn find_any_version(&self, group: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.plural == plural)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
     }
 
     pub fn all(&self) -> &[ResourceType] {
         &self.types
     }
 
-    /// Groups with their versions, preferred version first, in registration order.
+    /// Groups with their versions in registration order (a CRD's in spec order);
+    /// discovery presents the first as the preferred version.
     pub fn group_versions(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in &self.types {
             match groups.iter_mut().find(|(g, _)| *g == t.group) {
-                Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+                Some((_, versions)) if !versions.contains(&t.version) => {
+                    versions.push(t.version.clone())
+                }
                 Some(_) => {}
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
-        }
-        for (_, versions) in &mut groups {
-            versions.sort_by(|a, b| version_priority(b, a));
         }
         groups
     }
@@ -165,7 +169,9 @@ impl Registry {
     /// Registers (or re-registers) the resource a CRD defines. Validates just
     /// enough that a broken CRD is rejected with 422 instead of serving garbage.
     pub fn register_crd(&mut self, crd: &Value) -> Result<(), ApiError> {
-        let spec = crd.get("spec").ok_or_else(|| ApiError::invalid("spec: Required value"))?;
+        let spec = crd
+            .get("spec")
+            .ok_or_else(|| ApiError::invalid("spec: Required value"))?;
         let text = |v: Option<&Value>, field: &str| {
             v.and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
@@ -176,11 +182,17 @@ impl Registry {
         let names = spec.get("names");
         let plural = text(names.and_then(|n| n.get("plural")), "spec.names.plural")?;
         let kind = text(names.and_then(|n| n.get("kind")), "spec.names.kind")?;
-        let singular = text(names.and_then(|n| n.get("singular")), "").unwrap_or_else(|_| kind.to_lowercase());
-        let short_names = names
+        let singular =
+            text(names.and_then(|n| n.get("singular")), "").unwrap_or_else(|_| kind.to_lowercase());
+        let short_names: Vec<String> = names
             .and_then(|n| n.get("shortNames"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         let expected_name = format!("{plural}.{group}");
         if crd.pointer("/metadata/name").and_then(Value::as_str) != Some(expected_name.as_str()) {
@@ -191,13 +203,28 @@ impl Registry {
         let namespaced = match spec.get("scope").and_then(Value::as_str) {
             Some("Namespaced") => true,
             Some("Cluster") => false,
-            _ => return Err(ApiError::invalid("spec.scope: Unsupported value: must be Namespaced or Cluster")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "spec.scope: Unsupported value: must be Namespaced or Cluster",
+                ));
+            }
         };
-        if self.types.iter().any(|t| !t.custom && t.group == group && t.plural == plural) {
-            return Err(ApiError::invalid(format!("{plural}.{group} is a built-in resource")));
+        if self
+            .types
+            .iter()
+            .any(|t| !t.custom && t.group == group && t.plural == plural)
+        {
+            return Err(ApiError::invalid(format!(
+                "{plural}.{group} is a built-in resource"
+            )));
         }
         let mut registered = Vec::new();
-        for version in spec.get("versions").and_then(Value::as_array).into_iter().flatten() {
+        for version in spec
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if version.get("served").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
@@ -215,7 +242,9 @@ impl Registry {
             });
         }
         if registered.is_empty() {
-            return Err(ApiError::invalid("spec.versions: Required value: must have at least one served version"));
+            return Err(ApiError::invalid(
+                "spec.versions: Required value: must have at least one served version",
+            ));
         }
         self.unregister_crd(&group, &plural);
         self.types.extend(registered);
@@ -223,46 +252,11 @@ impl Registry {
     }
 
     pub fn unregister_crd(&mut self, group: &str, plural: &str) {
-        self.types.retain(|t| !(t.custom && t.group == group && t.plural == plural));
+        self.types
+            .retain(|t| !(t.custom && t.group == group && t.plural == plural));
     }
 }
 
 pub fn split_api_version(api_version: &str) -> (&str, &str) {
     api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
-
-/// Kubernetes version priority: GA > beta > alpha, then higher numbers first.
-pub fn version_priority(a: &str, b: &str) -> Ordering {
-    fn parse(v: &str) -> Option<(u8, u64, u64)> {
-        let rest = v.strip_prefix('v')?;
-        let major_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let (major, rest) = rest.split_at(major_len);
-        let major = major.parse().ok()?;
-        let (stability, minor) = if rest.is_empty() {
-            (3, "0")
-        } else if let Some(m) = rest.strip_prefix("beta") {
-            (2, m)
-        } else {
-            (1, rest.strip_prefix("alpha")?)
-        };
-        Some((stability, major, minor.parse().ok()?))
-    }
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Greater,
-        (None, Some(_)) => Ordering::Less,
-        (None, None) => b.cmp(a),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ga_versions_are_preferred_over_beta_and_alpha() {
-        let mut versions = vec!["v1alpha1", "v2beta1", "v1", "v1beta2", "v2"];
-        versions.sort_by(|a, b| version_priority(b, a));
-        assert_eq!(versions, ["v2", "v1", "v2beta1", "v1beta2", "v1alpha1"]);
-    }
 }

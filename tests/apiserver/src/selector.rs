@@ -37,15 +37,33 @@ impl LabelSelector {
     pub fn from_object(selector: &Value) -> Option<Self> {
         let selector = selector.as_object()?;
         let mut requirements = Vec::new();
-        for (key, value) in selector.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
-            requirements.push(Requirement::Equals(key.clone(), value.as_str()?.to_string()));
+        for (key, value) in selector
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            requirements.push(Requirement::Equals(
+                key.clone(),
+                value.as_str()?.to_string(),
+            ));
         }
-        for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        for expr in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = expr.get("key")?.as_str()?.to_string();
             let values: Vec<String> = expr
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             requirements.push(match expr.get("operator")?.as_str()? {
                 "In" => Requirement::In(key, values),
@@ -59,7 +77,12 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        let label = |key: &str| object.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str);
+        let label = |key: &str| {
+            object
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(key))
+                .and_then(Value::as_str)
+        };
         self.requirements.iter().all(|req| match req {
             Requirement::Equals(k, v) => label(k) == Some(v.as_str()),
             Requirement::NotEquals(k, v) => label(k) != Some(v.as_str()),
@@ -103,7 +126,10 @@ fn parse_requirement(term: &str) -> Result<Requirement, String> {
             .get(open + 1..)
             .and_then(|rest| rest.strip_suffix(')'))
             .ok_or_else(|| format!("{term:?}: missing closing ')'"))?;
-        let values = inner.split(',').map(|v| valid_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
+        let values = inner
+            .split(',')
+            .map(|v| valid_value(v.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
         let head = term.get(..open).unwrap_or_default().trim();
         return match head.rsplit_once(char::is_whitespace) {
             Some((key, "in")) => Ok(Requirement::In(valid_key(key.trim())?, values)),
@@ -112,22 +138,41 @@ fn parse_requirement(term: &str) -> Result<Requirement, String> {
         };
     }
     if let Some((key, value)) = term.split_once("!=") {
-        return Ok(Requirement::NotEquals(valid_key(key.trim())?, valid_value(value.trim())?));
+        return Ok(Requirement::NotEquals(
+            valid_key(key.trim())?,
+            valid_value(value.trim())?,
+        ));
     }
     if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
-        return Ok(Requirement::Equals(valid_key(key.trim())?, valid_value(value.trim())?));
+        return Ok(Requirement::Equals(
+            valid_key(key.trim())?,
+            valid_value(value.trim())?,
+        ));
     }
     Ok(Requirement::Exists(valid_key(term)?))
 }
 
 fn valid_key(key: &str) -> Result<String, String> {
-    let ok = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key {key:?}")) }
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(format!("invalid label key {key:?}"))
+    }
 }
 
 fn valid_value(value: &str) -> Result<String, String> {
-    let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok { Ok(value.to_string()) } else { Err(format!("invalid label value {value:?}")) }
+    let ok = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!("invalid label value {value:?}"))
+    }
 }
 
 /// A parsed field selector: `(field, must_equal, value)` terms, ANDed.
@@ -145,10 +190,13 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid field selector: {term:?}")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid field selector: {term:?}"
+                )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") && !rt.extra_field_labels().contains(&field)
+            if !matches!(field, "metadata.name" | "metadata.namespace")
+                && !rt.extra_field_labels().contains(&field)
             {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field} for {}",
@@ -213,14 +261,22 @@ mod tests {
             ("!missing,app in (web),tier notin (back)", true),
             ("missing notin (a)", true),
         ] {
-            assert_eq!(LabelSelector::parse(selector).unwrap().matches(&obj), expected, "{selector}");
+            assert_eq!(
+                LabelSelector::parse(selector).unwrap().matches(&obj),
+                expected,
+                "{selector}"
+            );
         }
     }
 
     #[test]
     fn malformed_label_selectors_are_bad_requests() {
         for selector in ["app in (web", "=x", "app=we b", "a,,b"] {
-            assert_eq!(LabelSelector::parse(selector).unwrap_err().code, 400, "{selector}");
+            assert_eq!(
+                LabelSelector::parse(selector).unwrap_err().code,
+                400,
+                "{selector}"
+            );
         }
     }
 
@@ -233,7 +289,11 @@ mod tests {
         .unwrap();
         assert!(sel.matches(&labelled(json!({"app": "web", "tier": "front"}))));
         assert!(!sel.matches(&labelled(json!({"app": "web"}))));
-        assert!(LabelSelector::from_object(&json!({})).unwrap().matches(&labelled(json!({}))));
+        assert!(
+            LabelSelector::from_object(&json!({}))
+                .unwrap()
+                .matches(&labelled(json!({})))
+        );
         assert!(LabelSelector::from_object(&Value::Null).is_none());
     }
 
@@ -242,9 +302,22 @@ mod tests {
         let registry = Registry::builtin();
         let pods = registry.find("", "v1", "pods").unwrap();
         let pod = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
-        assert!(FieldSelector::parse("spec.nodeName=n1,metadata.namespace==ns", pods).unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("status.phase!=", pods).unwrap().matches(&pod));
+        assert!(
+            FieldSelector::parse("spec.nodeName=n1,metadata.namespace==ns", pods)
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("status.phase!=", pods)
+                .unwrap()
+                .matches(&pod)
+        );
         let cms = registry.find("", "v1", "configmaps").unwrap();
-        assert_eq!(FieldSelector::parse("spec.nodeName=n1", cms).unwrap_err().code, 400);
+        assert_eq!(
+            FieldSelector::parse("spec.nodeName=n1", cms)
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 }
