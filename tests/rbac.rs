@@ -1,0 +1,184 @@
+//! The operator's RBAC is derived from what it really calls: a scenario exercising every code
+//! path runs the operator against the test API server, whose access log records each request
+//! as RBAC would authorize it (verb, API group, resource/subresource). The chart's rendered
+//! ClusterRole and Role must grant exactly that set: every call is covered and nothing more is
+//! granted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+type Grants = BTreeSet<(String, String, String)>;
+
+/// Grants no request uses but an admission plugin checks: setting `blockOwnerDeletion` in an
+/// ownerReference needs `update` on the owner's finalizers (OwnerReferencesPermissionEnforcement).
+const ADMISSION_ONLY: [(&str, &str, &str); 1] =
+    [("sovra.dev", "sovereignworkloads/finalizers", "update")];
+
+/// The calls the operator made, as (group, resource[/subresource], verb). A server-side apply
+/// that created its object also needs `create`, which the API server authorizes on creation.
+fn calls(server: &test_apiserver::TestApiServer) -> Grants {
+    let mut grants = Grants::new();
+    for r in server.requests() {
+        if r.resource.is_empty() {
+            continue; // discovery and /version: non-resource URLs every client may read
+        }
+        let resource = match &r.subresource {
+            Some(sub) => format!("{}/{sub}", r.resource),
+            None => r.resource.clone(),
+        };
+        grants.insert((r.group.clone(), resource.clone(), r.verb.clone()));
+        if r.verb == "patch" && r.patch_type.as_deref() == Some("apply") && r.status == 201 {
+            grants.insert((r.group.clone(), resource, "create".to_owned()));
+        }
+    }
+    grants
+}
+
+fn helm() -> Option<PathBuf> {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/helm");
+    if local.is_file() {
+        return Some(local);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("helm"))
+        .find(|p| p.is_file())
+}
+
+/// Rules of the chart's ClusterRole and Role with default values.
+fn chart_grants(helm: &PathBuf) -> Grants {
+    let output = Command::new(helm)
+        .args([
+            "template",
+            "sovra",
+            "charts/sovra",
+            "--namespace",
+            "sovra-system",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut grants = Grants::new();
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        for rule in doc["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        grants.insert((
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb.as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Drives the operator through every path that talks to the API: leader election and lease
+/// renewal, placement, a move, a refusal, a malformed object (raw read, repeated Event),
+/// deletion with the finalizer, and drift on a pod.
+async fn exercise_every_path(server: &test_apiserver::TestApiServer, dir: &std::path::Path) {
+    let operator = start_operator(server, dir, "sovra-0", true);
+    server
+        .put(workload("tax", "confidential", 1, json!({})))
+        .unwrap();
+    server
+        .put(workload("portal", "internal", 1, json!({})))
+        .unwrap();
+    server
+        .put(workload(
+            "exchange",
+            "confidential",
+            1,
+            json!({"requiredCountries": ["DE"]}),
+        ))
+        .unwrap();
+    let mut broken = workload("broken", "internal", 1, json!({}));
+    broken["spec"]["replicas"] = json!("many");
+    server.put(broken).unwrap();
+    wait_for_phase(server, "tax", "Placed").await;
+    wait_for_phase(server, "portal", "Placed").await;
+    wait_for_phase(server, "exchange", "Refused").await;
+    wait_for_event(server, NAMESPACE, "broken", "InvalidSpec").await;
+
+    // The same Event again becomes a series (a patch of the Event).
+    let mut touched = server.get(&workloads(), Some(NAMESPACE), "broken").unwrap();
+    touched["metadata"]["annotations"] = json!({"example.org/touch": "1"});
+    server.put(touched).unwrap();
+    server
+        .put(node("gov-spare-0", "gov-spare", false, None))
+        .unwrap();
+    wait_for_event(server, NAMESPACE, "portal", "Moved").await;
+
+    // A pod of a placed workload on a node outside its pools: drift.
+    server
+        .put(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "tax-rogue", "namespace": NAMESPACE,
+                         "labels": {"sovra.dev/workload": "tax", "sovra.dev/sensitivity": "confidential"}},
+            "spec": {"nodeName": "build-agents-0", "containers": [{"name": "app", "image": "x"}]}}))
+        .unwrap();
+
+    server.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    eventually("tax released", WAIT, || async {
+        server
+            .get(&workloads(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Let the lease be renewed at least once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    operator.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
+    let Some(helm) = helm() else {
+        eprintln!("SKIP: helm not found; run make tools");
+        return;
+    };
+    let server = hub_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    exercise_every_path(&server, dir.path()).await;
+    let mut used = calls(&server);
+    used.extend(
+        ADMISSION_ONLY
+            .iter()
+            .map(|(g, r, v)| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned())),
+    );
+    let granted = chart_grants(&helm);
+    let missing: Vec<_> = used.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(
+        missing.is_empty(),
+        "the operator calls these but the chart does not grant them: {missing:?}"
+    );
+    assert!(
+        unused.is_empty(),
+        "the chart grants these but the operator never calls them: {unused:?}"
+    );
+}
