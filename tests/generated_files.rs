@@ -1,6 +1,11 @@
 //! Files generated from the Rust types must match what is committed: `crds/` and its copies
 //! in the Helm chart and the kustomization. Run `make crds` after changing `src/crd/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 
@@ -30,12 +35,19 @@ fn every_crd_has_a_status_subresource_and_printer_columns() {
         let version = &crd.spec.versions[0];
         let name = crd.metadata.name.clone().unwrap();
         assert!(
-            version.additional_printer_columns.as_ref().is_some_and(|c| !c.is_empty()),
+            version
+                .additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| !c.is_empty()),
             "{name} has printer columns"
         );
         if name != "sensitivityclasses.sovra.dev" {
             assert!(
-                version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+                version
+                    .subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some(),
                 "{name} has a status subresource"
             );
         }

@@ -1,7 +1,12 @@
 //! The CEL rules in the generated CRDs reject bad specs as the API server would. Evaluated
 //! client-side with kube's CEL validator on the generated schema (the same rules `sovra plan`
 //! applies to its input).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::{Value, json};
 
@@ -56,18 +61,39 @@ fn changing_the_sensitivity_of_an_existing_workload_is_rejected() {
 
 #[test]
 fn preferred_countries_outside_the_required_ones_are_rejected() {
-    let bad = workload("internal", json!({"requiredCountries": ["NL"], "preferredCountries": ["DE"]}));
-    assert!(validate("SovereignWorkload", &bad, None).unwrap_err().contains("subset"));
-    let good = workload("internal", json!({"requiredCountries": ["NL", "DE"], "preferredCountries": ["DE"]}));
+    let bad = workload(
+        "internal",
+        json!({"requiredCountries": ["NL"], "preferredCountries": ["DE"]}),
+    );
+    assert!(
+        validate("SovereignWorkload", &bad, None)
+            .unwrap_err()
+            .contains("subset")
+    );
+    let good = workload(
+        "internal",
+        json!({"requiredCountries": ["NL", "DE"], "preferredCountries": ["DE"]}),
+    );
     assert!(validate("SovereignWorkload", &good, None).is_ok());
 }
 
 #[test]
 fn a_cluster_needs_exactly_one_connection() {
     assert!(validate("SovereignCluster", &cluster(json!({"local": true})), None).is_ok());
-    assert!(validate("SovereignCluster", &cluster(json!({"kubeconfigSecretRef": {"name": "s"}})), None).is_ok());
+    assert!(
+        validate(
+            "SovereignCluster",
+            &cluster(json!({"kubeconfigSecretRef": {"name": "s"}})),
+            None
+        )
+        .is_ok()
+    );
     let both = cluster(json!({"local": true, "kubeconfigSecretRef": {"name": "s"}}));
-    assert!(validate("SovereignCluster", &both, None).unwrap_err().contains("exactly one"));
+    assert!(
+        validate("SovereignCluster", &both, None)
+            .unwrap_err()
+            .contains("exactly one")
+    );
     assert!(validate("SovereignCluster", &cluster(json!({})), None).is_err());
 }
 
@@ -77,11 +103,28 @@ fn a_class_can_never_allow_third_countries_or_non_eu_country_codes() {
         json!({"apiVersion": "sovra.dev/v1alpha1", "kind": "SensitivityClass", "metadata": {"name": "x"},
                "spec": {"location": location}})
     };
-    let err = validate("SensitivityClass", &class(json!({"jurisdictions": ["EU", "ThirdCountry"]})), None).unwrap_err();
+    let err = validate(
+        "SensitivityClass",
+        &class(json!({"jurisdictions": ["EU", "ThirdCountry"]})),
+        None,
+    )
+    .unwrap_err();
     assert!(err.contains("third countries"), "{err}");
-    let err = validate("SensitivityClass", &class(json!({"countries": ["NL", "US"]})), None).unwrap_err();
+    let err = validate(
+        "SensitivityClass",
+        &class(json!({"countries": ["NL", "US"]})),
+        None,
+    )
+    .unwrap_err();
     assert!(err.contains("EU/EEA"), "{err}");
-    assert!(validate("SensitivityClass", &class(json!({"countries": ["NL", "NO"]})), None).is_ok());
+    assert!(
+        validate(
+            "SensitivityClass",
+            &class(json!({"countries": ["NL", "NO"]})),
+            None
+        )
+        .is_ok()
+    );
 }
 
 #[test]

@@ -177,7 +177,10 @@ pub fn decide(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decis
     // Names are unique in Kubernetes; should the input still repeat one (hand-written plan
     // manifests), the tie-break keeps the result independent of input order.
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    if sorted.windows(2).any(|w| matches!(w, [a, b] if a.name == b.name)) {
+    if sorted
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a.name == b.name))
+    {
         sorted.sort_by_cached_key(|c| (c.name.clone(), format!("{c:?}")));
         sorted.dedup_by(|a, b| a.name == b.name);
     }
