@@ -444,3 +444,48 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_stops() {
             .contains("\"name\":\"b\"")
     );
 }
+
+#[tokio::test]
+async fn a_workload_deleted_while_the_operator_is_down_is_released_when_it_returns() {
+    let server = hub_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    server
+        .put(workload("tax", "confidential", 1, json!({})))
+        .unwrap();
+    wait_for_phase(&server, "tax", "Placed").await;
+    operator.shutdown().await.unwrap();
+
+    // Without the operator the finalizer holds the workload (documented in docs/install.md).
+    server.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    let held = server.get(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+
+    let _operator = start_operator(&server, dir.path(), "sovra-0", false);
+    eventually("workload and Deployment gone", WAIT, || async {
+        (server.get(&workloads(), Some(NAMESPACE), "tax").is_none()
+            && server.get(&deployments(), Some(NAMESPACE), "tax").is_none())
+        .then_some(())
+    })
+    .await;
+    let trail = std::fs::read_to_string(dir.path().join("sovra-0-audit.jsonl")).unwrap();
+    let actions: Vec<String> = trail
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["Placed", "Released"],
+        "the restarted operator continues the chain"
+    );
+    assert!(
+        sovra::audit::verify_file(&dir.path().join("sovra-0-audit.jsonl"))
+            .unwrap()
+            .is_intact()
+    );
+}
