@@ -155,17 +155,7 @@ async fn removing_a_certification_from_the_cluster_refuses_the_workload_and_remo
     .await;
     wait_for_event(&server, NAMESPACE, "tax", "PlacementRefused").await;
 
-    let trail = std::fs::read_to_string(&operator.audit_log).unwrap();
-    let actions: Vec<String> = trail
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["action"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(actions, ["Placed", "Refused"]);
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Refused"]);
     assert!(
         sovra::audit::verify_file(&operator.audit_log)
             .unwrap()
@@ -468,16 +458,7 @@ async fn a_workload_deleted_while_the_operator_is_down_is_released_when_it_retur
         .then_some(())
     })
     .await;
-    let trail = std::fs::read_to_string(dir.path().join("sovra-0-audit.jsonl")).unwrap();
-    let actions: Vec<String> = trail
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["action"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let actions = audit_actions(&dir.path().join("sovra-0-audit.jsonl"));
     assert_eq!(
         actions,
         ["Placed", "Released"],

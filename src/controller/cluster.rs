@@ -10,7 +10,7 @@ use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
 use crate::policy::{NodePool, jurisdiction_of, node_pools};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -120,19 +120,7 @@ pub fn cluster_status(
     let sovereign_pools =
         i32::try_from(pool_status.iter().filter(|p| p.sovereign).count()).unwrap_or(i32::MAX);
     let condition = |type_: &str, ok: bool, reason: &str, message: String| {
-        let status = if ok { "True" } else { "False" }.to_owned();
-        let last_transition_time = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        Condition {
-            type_: type_.to_owned(),
-            status,
-            reason: reason.to_owned(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }
+        super::status::condition(previous, type_, ok, reason, &message, generation, now)
     };
     let reachable_condition = if cluster.spec.connection.local {
         condition(

@@ -204,7 +204,7 @@ pub fn workload_status(
 }
 
 /// A condition whose `lastTransitionTime` is kept from `previous` unless its status changed.
-fn condition(
+pub(crate) fn condition(
     previous: &[Condition],
     type_: &str,
     status: bool,

@@ -275,3 +275,17 @@ pub fn affinity_values(deployment: &Value, key: &str) -> Vec<String> {
         .map(|v| serde_json::from_value(v).unwrap())
         .unwrap_or_default()
 }
+
+/// The `action` of every record in an audit trail file, in order.
+pub fn audit_actions(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
