@@ -7,6 +7,7 @@
 mod cluster;
 mod context;
 pub mod deployment;
+mod drift;
 mod http;
 mod leader;
 mod metrics;
@@ -226,6 +227,12 @@ pub async fn run_with_client(
         ctx.clone(),
     )
     .for_each(|_| futures::future::ready(()));
+    let drift = drift::controller(
+        client.clone(),
+        ctx.clone(),
+        config.clone(),
+        shutdown.clone(),
+    );
     let clusters_controller = Controller::new(
         Api::<DeserializeGuard<SovereignCluster>>::all(client.clone()),
         watcher::Config::default().any_semantic(),
@@ -240,7 +247,7 @@ pub async fn run_with_client(
     )
     .for_each(|_| futures::future::ready(()));
 
-    let controllers = futures::future::join(workloads, clusters_controller);
+    let controllers = futures::future::join3(workloads, clusters_controller, drift);
     let result = match &elector {
         Some(elector) => tokio::select! {
             _ = controllers => Ok(()),
