@@ -109,7 +109,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             node_pool_label,
         } => {
             let report = plan::plan(&files, output, explain, &node_pool_label);
-            print!("{}", report.rendered);
+            emit(&report.rendered);
             for problem in &report.problems {
                 eprintln!("error: {problem}");
             }
@@ -124,7 +124,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Audit(AuditCommand::Verify { file }) => {
             let report = crate::audit::verify_file(&file)?;
-            println!("{report}");
+            emit(&format!("{report}\n"));
             Ok(if report.is_intact() {
                 ExitCode::SUCCESS
             } else {
@@ -141,7 +141,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
                 class,
                 ..Default::default()
             };
-            print!("{}", crate::audit::show_file(&file, &filter)?);
+            emit(&crate::audit::show_file(&file, &filter)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
@@ -159,8 +159,15 @@ fn write_crds(out_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
                 let path = dir.join(crate::crd::file_name(&crd));
                 std::fs::write(&path, yaml).map_err(|source| Error::WriteFile { path, source })?;
             }
-            None => print!("---\n{yaml}"),
+            None => emit(&format!("---\n{yaml}")),
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout without `print!`'s panic on a closed pipe (`sovra plan ... | head`).
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
