@@ -169,5 +169,7 @@ fn write_crds(out_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
 fn emit(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
