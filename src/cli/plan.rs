@@ -6,7 +6,7 @@ use crate::Error;
 use crate::crd::{SensitivityClassSpec, SovereignWorkload};
 use crate::policy::{
     ClusterFacts, Decision, NodeFacts, Outcome, Reachability, cluster_facts, decide_for_workload,
-    decision_record,
+    decision_record, node_pools,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -105,7 +105,11 @@ fn clusters_with_nodes(manifests: &Manifests, pool_label: &str) -> Vec<ClusterFa
                 .map(NodeFacts::from_node)
                 .collect();
             // Offline there is nobody to ask: plan assumes every cluster is reachable.
-            cluster_facts(cluster, &nodes, pool_label, Reachability::Reachable)
+            cluster_facts(
+                cluster,
+                node_pools(&nodes, pool_label),
+                Reachability::Reachable,
+            )
         })
         .collect()
 }

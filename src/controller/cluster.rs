@@ -9,7 +9,7 @@ use super::workload::publish;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
-use crate::policy::{NodePool, jurisdiction_of, node_pools};
+use crate::policy::{NodePool, jurisdiction_of};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
@@ -33,7 +33,7 @@ pub async fn reconcile(
     };
     let now = Time(jiff::Timestamp::now());
     let pools = if cluster.spec.connection.local {
-        node_pools(&ctx.world.hub_nodes(), &ctx.world.pool_label)
+        ctx.world.snapshot().hub_pools.clone()
     } else {
         Vec::new()
     };

@@ -283,7 +283,8 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         // Not scheduled yet: binding it to a node is a change that wakes this Pod again.
         return Ok(Action::await_change());
     };
-    let Some(hub) = ctx.world.hub_name() else {
+    let world = ctx.world.snapshot();
+    let Some(hub) = world.hub.clone() else {
         return Ok(Action::requeue(NO_HUB_RETRY));
     };
     let Some(node) = ctx.world.nodes.get(&ObjectRef::<Node>::new(node_name)) else {
@@ -317,9 +318,8 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         .or_else(|| pod.labels().get(SENSITIVITY_LABEL).cloned())
         .unwrap_or_default();
     // An unknown class is enforced: sovereignty fails closed.
-    let enforcement = ctx
-        .world
-        .classes()
+    let enforcement = world
+        .classes
         .get(&class)
         .map_or(Enforcement::Enforce, |c| c.enforcement);
     let pool = node_labels

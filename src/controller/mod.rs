@@ -118,12 +118,12 @@ pub async fn run_with_client(
         .reflect(nodes_writer)
         .map(|_| ())
         .boxed();
-    let world = world::World {
-        classes: classes.clone(),
-        clusters: clusters.clone(),
-        nodes: nodes.clone(),
-        pool_label: args.node_pool_label.clone(),
-    };
+    let world = world::World::new(
+        classes.clone(),
+        clusters.clone(),
+        nodes.clone(),
+        args.node_pool_label.clone(),
+    );
 
     // Wake every workload (and cluster) only when the placement-relevant world changed.
     let (world_tx, world_rx) = tokio::sync::broadcast::channel::<()>(16);
@@ -134,6 +134,7 @@ pub async fn run_with_client(
                 futures::stream::select_all([class_events, cluster_events, node_events]);
             let mut last = None;
             while events.next().await.is_some() {
+                world.invalidate();
                 let fingerprint = world.fingerprint();
                 if last != Some(fingerprint) {
                     last = Some(fingerprint);

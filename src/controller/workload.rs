@@ -124,7 +124,8 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         return Ok(Action::await_change());
     }
 
-    let decision = decide_for_workload(workload, &ctx.world.classes(), &ctx.world.cluster_facts());
+    let world = ctx.world.snapshot();
+    let decision = decide_for_workload(workload, &world.classes, &world.clusters);
     let change = transition(workload.status.as_ref(), &decision);
 
     // The audit record is written (and fsynced) before acting, so nothing Sovra does is
@@ -138,7 +139,7 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         audit(ctx, workload, action, &decision).await?;
     }
 
-    let hub = ctx.world.hub_name();
+    let hub = world.hub.clone();
     let mut observed = BTreeMap::new();
     let mut kept = Vec::new();
     for target in decision.targets() {

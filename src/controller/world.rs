@@ -1,13 +1,19 @@
 //! The world a decision depends on: classes, clusters and the hub's nodes, kept by reflectors.
 //! Nodes are stripped to what placement reads (labels, taints) so the cache stays small.
+//!
+//! What decisions read is derived once per change of the caches ([`World::snapshot`]), not once
+//! per reconcile: a world change wakes every workload, and each would otherwise rebuild the
+//! same node pools from every Node.
 
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
-use crate::policy::{ClusterFacts, NodeFacts, Reachability, cluster_facts};
+use crate::policy::{ClusterFacts, NodeFacts, NodePool, Reachability, cluster_facts, node_pools};
 use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct World {
@@ -15,6 +21,26 @@ pub struct World {
     pub clusters: Store<DeserializeGuard<SovereignCluster>>,
     pub nodes: Store<Node>,
     pub pool_label: String,
+    /// Bumped after every cache event; the snapshot is rebuilt when it moved.
+    generation: Arc<AtomicU64>,
+    cached: Arc<Mutex<Option<Cached>>>,
+}
+
+/// A snapshot and the generation it was derived at.
+type Cached = (u64, Arc<Snapshot>);
+
+/// Everything a placement decision reads, derived from the caches at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Valid classes by name. An undeserializable class is absent: workloads of that class are
+    /// refused (ClassNotFound) rather than placed against requirements nobody can read.
+    pub classes: BTreeMap<String, SensitivityClassSpec>,
+    /// Placement facts of every valid SovereignCluster, sorted by name.
+    pub clusters: Vec<ClusterFacts>,
+    /// The SovereignCluster that is the hub itself (`connection.local: true`).
+    pub hub: Option<String>,
+    /// Node pools of the hub, from its Nodes.
+    pub hub_pools: Vec<NodePool>,
 }
 
 /// Removes everything of a Node that placement does not read.
@@ -30,48 +56,66 @@ pub fn strip_node(node: &mut Node) {
 }
 
 impl World {
-    /// Valid classes by name. An undeserializable class is absent: workloads of that class are
-    /// refused (ClassNotFound) rather than placed against requirements nobody can read.
-    pub fn classes(&self) -> BTreeMap<String, SensitivityClassSpec> {
-        self.classes
+    pub fn new(
+        classes: Store<DeserializeGuard<SensitivityClass>>,
+        clusters: Store<DeserializeGuard<SovereignCluster>>,
+        nodes: Store<Node>,
+        pool_label: String,
+    ) -> Self {
+        Self {
+            classes,
+            clusters,
+            nodes,
+            pool_label,
+            generation: Arc::default(),
+            cached: Arc::default(),
+        }
+    }
+
+    /// Called after each cache event: the next [`World::snapshot`] derives anew.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The derived world, rebuilt only when a cache changed since the last call.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at, snapshot)) = cached.as_ref()
+            && *at == generation
+        {
+            return snapshot.clone();
+        }
+        let snapshot = Arc::new(self.derive());
+        *cached = Some((generation, snapshot.clone()));
+        snapshot
+    }
+
+    fn derive(&self) -> Snapshot {
+        let classes = self
+            .classes
             .state()
             .iter()
             .filter_map(|guard| guard.0.as_ref().ok())
             .filter(|c| c.metadata.deletion_timestamp.is_none())
             .map(|c| (c.metadata.name.clone().unwrap_or_default(), c.spec.clone()))
-            .collect()
-    }
-
-    /// Name of the SovereignCluster that is the hub itself (`connection.local: true`).
-    pub fn hub_name(&self) -> Option<String> {
-        let mut hubs: Vec<String> = self
-            .clusters
-            .state()
-            .iter()
-            .filter_map(|guard| guard.0.as_ref().ok())
-            .filter(|c| c.spec.connection.local && c.metadata.deletion_timestamp.is_none())
-            .filter_map(|c| c.metadata.name.clone())
             .collect();
-        hubs.sort();
-        hubs.into_iter().next()
-    }
 
-    pub fn hub_nodes(&self) -> Vec<NodeFacts> {
-        let mut nodes: Vec<NodeFacts> = self
+        let mut hub_nodes: Vec<NodeFacts> = self
             .nodes
             .state()
             .iter()
             .map(|n| NodeFacts::from_node(n))
             .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        nodes
-    }
+        hub_nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let hub_pools = node_pools(&hub_nodes, &self.pool_label);
 
-    /// Placement facts for every valid SovereignCluster. The hub (`connection.local`) is always
-    /// reachable from inside itself; member clusters are reached through kubeconfig Secrets.
-    pub fn cluster_facts(&self) -> Vec<ClusterFacts> {
-        let hub_nodes = self.hub_nodes();
-        let mut facts: Vec<ClusterFacts> = self
+        // The hub is always reachable from inside itself; member clusters are reached
+        // through kubeconfig Secrets.
+        let mut clusters: Vec<ClusterFacts> = self
             .clusters
             .state()
             .iter()
@@ -79,39 +123,37 @@ impl World {
             .filter(|c| c.metadata.deletion_timestamp.is_none())
             .map(|cluster| {
                 if cluster.spec.connection.local {
-                    cluster_facts(
-                        cluster,
-                        &hub_nodes,
-                        &self.pool_label,
-                        Reachability::Reachable,
-                    )
+                    cluster_facts(cluster, hub_pools.clone(), Reachability::Reachable)
                 } else {
+                    let why = "member cluster connections are not enabled in this build";
                     cluster_facts(
                         cluster,
-                        &[],
-                        &self.pool_label,
-                        Reachability::Unreachable(
-                            "member cluster connections are not enabled in this build".to_owned(),
-                        ),
+                        Vec::new(),
+                        Reachability::Unreachable(why.to_owned()),
                     )
                 }
             })
             .collect();
-        facts.sort_by(|a, b| a.name.cmp(&b.name));
-        facts
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        let hub = clusters
+            .iter()
+            .find(|c| c.spec.connection.local)
+            .map(|c| c.name.clone());
+
+        Snapshot {
+            classes,
+            clusters,
+            hub,
+            hub_pools,
+        }
     }
 
     /// Changes whenever anything a decision reads changes, and only then: node heartbeats and
     /// status churn do not wake every workload.
     pub fn fingerprint(&self) -> u64 {
         let mut hasher = DefaultHasher::new();
-        for (name, class) in self.classes() {
-            name.hash(&mut hasher);
-            format!("{class:?}").hash(&mut hasher);
-        }
-        for cluster in self.cluster_facts() {
-            format!("{cluster:?}").hash(&mut hasher);
-        }
+        let snapshot = self.snapshot();
+        format!("{:?}{:?}", snapshot.classes, snapshot.clusters).hash(&mut hasher);
         hasher.finish()
     }
 }

@@ -5,7 +5,7 @@
 use super::engine::{
     ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, WorkloadRequest, decide,
 };
-use super::node_pool::{NodeFacts, node_pools};
+use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::{
     CandidateVerdict, PlacementDecision, SensitivityClassSpec, SovereignCluster, SovereignWorkload,
@@ -78,14 +78,13 @@ pub fn decision_record(decision: &Decision) -> PlacementDecision {
 /// Placement facts of a SovereignCluster: its spec, whether it is reachable and its pools.
 pub fn cluster_facts(
     cluster: &SovereignCluster,
-    nodes: &[NodeFacts],
-    pool_label: &str,
+    pools: Vec<NodePool>,
     reachability: Reachability,
 ) -> ClusterFacts {
     ClusterFacts {
         name: cluster.metadata.name.clone().unwrap_or_default(),
         spec: cluster.spec.clone(),
         reachability,
-        pools: node_pools(nodes, pool_label),
+        pools,
     }
 }
