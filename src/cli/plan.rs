@@ -6,7 +6,7 @@ use crate::Error;
 use crate::crd::{SensitivityClassSpec, SovereignWorkload};
 use crate::policy::{
     ClusterFacts, Decision, NodeFacts, Outcome, Reachability, cluster_facts, decide_for_workload,
-    decision_record, node_pools,
+    decision_record, node_pools, placement_record,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -239,17 +239,7 @@ fn render_json(decisions: &[(&SovereignWorkload, Decision)]) -> String {
                 Outcome::Placed(_) => "Placed",
                 Outcome::Refused(_) => "Refused",
             },
-            placements: d
-                .targets()
-                .iter()
-                .map(|t| crate::crd::Placement {
-                    cluster: t.cluster.clone(),
-                    country: t.country.clone(),
-                    node_pools: t.pools.clone(),
-                    replicas: t.replicas,
-                    ready_replicas: 0,
-                })
-                .collect(),
+            placements: d.targets().iter().map(|t| placement_record(t, 0)).collect(),
             decision: decision_record(d),
         })
         .collect();

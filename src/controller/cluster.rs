@@ -50,12 +50,7 @@ pub async fn reconcile(
         ctx.audit
             .record(AuditEntry {
                 action: AuditAction::SovereigntyLost,
-                object: ObjectRef {
-                    kind: SovereignCluster::kind(&()).into_owned(),
-                    namespace: None,
-                    name: cluster.name_any(),
-                    uid: cluster.uid(),
-                },
+                object: ObjectRef::from_resource(cluster),
                 class: None,
                 cluster: Some(cluster.name_any()),
                 pools: Vec::new(),

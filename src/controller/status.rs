@@ -3,7 +3,7 @@
 //! produces an identical status and no write.
 
 use crate::crd::{Placement, SovereignWorkload, SovereignWorkloadStatus, WorkloadPhase};
-use crate::policy::{Decision, Outcome, decision_record};
+use crate::policy::{Decision, Outcome, decision_record, placement_record};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::collections::BTreeMap;
 
@@ -77,13 +77,7 @@ pub fn workload_status(
     let placements: Vec<Placement> = decision
         .targets()
         .iter()
-        .map(|t| Placement {
-            cluster: t.cluster.clone(),
-            country: t.country.clone(),
-            node_pools: t.pools.clone(),
-            replicas: t.replicas,
-            ready_replicas: observed.get(&t.cluster).map_or(0, |o| o.ready_replicas),
-        })
+        .map(|t| placement_record(t, observed.get(&t.cluster).map_or(0, |o| o.ready_replicas)))
         .collect();
     let desired = workload.spec.replicas.max(0);
     let ready: i32 = placements.iter().map(|p| p.ready_replicas).sum();

@@ -81,10 +81,13 @@ fn transition(previous: Option<&SovereignWorkloadStatus>, decision: &Decision) -
         .collect();
     let was_refused = previous.and_then(|s| s.phase) == Some(WorkloadPhase::Refused);
     match &decision.outcome {
-        Outcome::Refused(_) if was_refused && before.is_empty() => {
-            let same = previous
-                .and_then(|s| s.decision.as_ref())
-                .is_some_and(|d| d.reasons == crate::policy::decision_record(decision).reasons);
+        Outcome::Refused(reasons) if was_refused && before.is_empty() => {
+            let same = previous.and_then(|s| s.decision.as_ref()).is_some_and(|d| {
+                d.reasons
+                    .iter()
+                    .cloned()
+                    .eq(reasons.iter().map(ToString::to_string))
+            });
             if same {
                 Transition::Unchanged
             } else {
@@ -336,12 +339,7 @@ fn entry(
 ) -> AuditEntry {
     AuditEntry {
         action,
-        object: ObjectRef {
-            kind: SovereignWorkload::kind(&()).into_owned(),
-            namespace: workload.namespace(),
-            name: workload.name_any(),
-            uid: workload.uid(),
-        },
+        object: ObjectRef::from_resource(workload),
         class: Some(workload.spec.sensitivity.clone()),
         cluster,
         pools,

@@ -15,7 +15,9 @@ pub use engine::{
 };
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use reason::{Reason, Severity};
-pub use workload::{cluster_facts, current_placements, decide_for_workload, decision_record};
+pub use workload::{
+    cluster_facts, current_placements, decide_for_workload, decision_record, placement_record,
+};
 
 /// Node label naming the pool a node belongs to (configurable; this is the default).
 pub const DEFAULT_NODE_POOL_LABEL: &str = "sovra.dev/node-pool";

@@ -3,13 +3,14 @@
 //! plan and the live operator can never decide differently.
 
 use super::engine::{
-    ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, WorkloadRequest, decide,
+    ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, WorkloadRequest,
+    decide,
 };
 use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::{
-    CandidateVerdict, PlacementDecision, SensitivityClassSpec, SovereignCluster, SovereignWorkload,
-    SovereignWorkloadStatus,
+    CandidateVerdict, Placement, PlacementDecision, SensitivityClassSpec, SovereignCluster,
+    SovereignWorkload, SovereignWorkloadStatus,
 };
 use std::collections::BTreeMap;
 
@@ -50,6 +51,17 @@ pub fn current_placements(status: Option<&SovereignWorkloadStatus>) -> Vec<Curre
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// How a target is recorded in `status.placements`.
+pub fn placement_record(target: &Target, ready_replicas: i32) -> Placement {
+    Placement {
+        cluster: target.cluster.clone(),
+        country: target.country.clone(),
+        node_pools: target.pools.clone(),
+        replicas: target.replicas,
+        ready_replicas,
+    }
 }
 
 /// The decision as recorded in `status.decision`: sorted, deterministic, human-readable.
