@@ -21,6 +21,12 @@ pub struct Context {
     pub hub_version: Option<String>,
 }
 
+impl AsRef<Context> for Context {
+    fn as_ref(&self) -> &Context {
+        self
+    }
+}
+
 /// Per-object exponential backoff: a failing object is retried after 1 s, 2 s, 4 s ... up to
 /// 5 minutes, without slowing down any other object. Reset on the first success.
 #[derive(Default)]

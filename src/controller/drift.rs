@@ -11,6 +11,7 @@ use super::context::Context;
 use super::deployment::{SENSITIVITY_LABEL, WORKLOAD_LABEL};
 use super::metrics::labels;
 use super::workload::publish;
+use super::{error_policy, instrumented};
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef as AuditObject};
 use crate::crd::{Enforcement, SovereignWorkload, WorkloadPhase};
@@ -118,6 +119,12 @@ pub struct Drift {
     reported: Mutex<HashSet<String>>,
 }
 
+impl AsRef<Context> for Drift {
+    fn as_ref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
 impl Drift {
     fn is_reported(&self, uid: &str) -> bool {
         self.reported
@@ -182,26 +189,15 @@ pub fn controller(
         },
     )
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, drift)
+    .run(instrumented(reconcile, "drift"), error_policy, drift)
     .for_each(|_| futures::future::ready(()))
     .boxed()
 }
 
-fn pod_key(pod: &PodView) -> String {
-    format!("drift/{}", ObjectRef::from_obj(pod))
-}
-
-fn error_policy(pod: Arc<PodView>, error: &Error, drift: Arc<Drift>) -> Action {
-    let key = pod_key(&pod);
-    let delay = drift.ctx.backoff.next_delay(&key);
-    tracing::warn!(pod = %key, %error, retry_in = ?delay, "drift check failed");
-    drift
-        .ctx
-        .metrics
-        .reconcile_errors
-        .get_or_create(&labels(&[("kind", "Pod"), ("error", error.metric_label())]))
-        .inc();
-    Action::requeue(delay)
+/// Backoff key for evictions a PodDisruptionBudget blocks: kept apart from the reconcile-error
+/// key, which every successful check resets, so a blocked eviction keeps backing off.
+fn eviction_key(pod: &PodView) -> String {
+    format!("eviction/{}", ObjectRef::from_obj(pod))
 }
 
 /// What the Pod's workload allows on the hub.
@@ -269,10 +265,6 @@ fn allowed_on_hub(
 
 async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error> {
     let ctx = &drift.ctx;
-    ctx.metrics
-        .reconciliations
-        .get_or_create(&labels(&[("controller", "drift")]))
-        .inc();
     let uid = pod.uid().unwrap_or_default();
     let finished = matches!(pod.phase.as_deref(), Some("Succeeded" | "Failed"));
     if pod.metadata.deletion_timestamp.is_some() || finished {
@@ -380,7 +372,7 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
     if enforcement == Enforcement::Audit {
         return Ok(Action::requeue(RESYNC));
     }
-    let key = pod_key(&pod);
+    let key = eviction_key(&pod);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     match pods.evict(&pod.name_any(), &EvictParams::default()).await {
         Ok(_) => {

@@ -270,23 +270,27 @@ pub async fn run_with_client(
 }
 
 /// Wraps a reconciler with metrics (count, duration, in-flight) and backoff reset on success.
-fn instrumented<K, F, Fut>(
+/// `C` is the controller's state; every one of them carries the shared [`Context`].
+pub(crate) fn instrumented<K, C, F, Fut>(
     reconcile: F,
     name: &'static str,
-) -> impl Fn(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+) -> impl Fn(Arc<K>, Arc<C>) -> BoxFuture<'static, Result<Action, Error>>
 where
     K: Send + Sync + 'static + Resource<DynamicType = ()>,
-    F: Fn(Arc<K>, Arc<Context>) -> Fut + Copy + Send + Sync + 'static,
+    C: AsRef<Context> + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Copy + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    move |object: Arc<K>, ctx: Arc<Context>| {
+    move |object: Arc<K>, state: Arc<C>| {
         async move {
+            let ctx = state.as_ref().as_ref();
             let label = metrics::labels(&[("controller", name)]);
             let key = object_key(object.as_ref());
             ctx.metrics.reconciliations.get_or_create(&label).inc();
             ctx.metrics.reconciles_in_flight.get_or_create(&label).inc();
             let started = Instant::now();
-            let result = reconcile(object, ctx.clone()).await;
+            let result = reconcile(object, state.clone()).await;
+            let ctx = state.as_ref().as_ref();
             ctx.metrics
                 .reconcile_duration
                 .get_or_create(&label)
@@ -305,11 +309,13 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     ObjectRef::from_obj(object).to_string()
 }
 
-fn error_policy<K: Resource<DynamicType = ()>>(
+/// Per-object exponential backoff for every controller, counted by kind and error.
+pub(crate) fn error_policy<K: Resource<DynamicType = ()>, C: AsRef<Context>>(
     object: Arc<K>,
     error: &Error,
-    ctx: Arc<Context>,
+    state: Arc<C>,
 ) -> Action {
+    let ctx = state.as_ref().as_ref();
     let key = object_key(object.as_ref());
     let delay = ctx.backoff.next_delay(&key);
     tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed");
