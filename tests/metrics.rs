@@ -43,16 +43,7 @@ async fn metrics_count_placements_and_refusals_by_class_and_reason() {
     let addr = free_port();
     let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
     args.http_addr = addr;
-    args.audit_stdout = false;
-    let client = server.client();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(sovra::controller::run_with_client(
-        client,
-        args,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let operator = start_operator_with(&server, args);
 
     let (status, body) = eventually("healthz answers", WAIT, || async {
         get(addr, "/healthz").await
@@ -100,6 +91,5 @@ async fn metrics_count_placements_and_refusals_by_class_and_reason() {
         "{metrics}"
     );
 
-    let _ = stop.send(());
-    operator.await.unwrap().unwrap();
+    operator.shutdown().await.unwrap();
 }

@@ -173,15 +173,21 @@ pub fn start_operator(
     identity: &str,
     leader_election: bool,
 ) -> Operator {
+    let audit_log = dir.join(format!("{identity}-audit.jsonl"));
+    start_operator_with(server, run_args(identity, audit_log, leader_election))
+}
+
+/// Runs the operator with `args` against `server`.
+pub fn start_operator_with(server: &TestApiServer, args: RunArgs) -> Operator {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
-    let audit_log = dir.join(format!("{identity}-audit.jsonl"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let args = run_args(identity, audit_log.clone(), leader_election);
+    let audit_log = args.audit_log.clone().unwrap_or_default();
+    let identity = args.identity.clone();
     let client = server.client();
     let task = tokio::spawn(async move {
         sovra::controller::run_with_client(client, args, async move {
@@ -193,7 +199,7 @@ pub fn start_operator(
         stop: Some(stop),
         task,
         audit_log,
-        identity: identity.into(),
+        identity,
     }
 }
 
