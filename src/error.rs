@@ -55,6 +55,9 @@ pub enum Error {
     #[error("leader election: {0}")]
     LeaderElection(String),
 
+    #[error("cache did not sync: {0}")]
+    CacheSync(String),
+
     #[error("HTTP server: {0}")]
     HttpServer(std::io::Error),
 }
@@ -75,6 +78,7 @@ impl Error {
             Self::CrdNotEstablished(_) => "crd_not_established",
             Self::Finalizer(_) => "finalizer",
             Self::LeaderElection(_) => "leader_election",
+            Self::CacheSync(_) => "cache_sync",
             Self::HttpServer(_) => "http_server",
         }
     }

@@ -151,7 +151,7 @@ pub async fn run_with_client(
         nodes.wait_until_ready(),
     );
     tokio::select! {
-        result = synced => { result.map_err(|e| Error::LeaderElection(format!("cache did not sync: {e}")))?; }
+        result = synced => { result.map_err(|e| Error::CacheSync(e.to_string()))?; }
         () = shutdown.clone() => { watch_world.abort(); return Ok(()); }
     }
 
