@@ -92,9 +92,32 @@ pub struct RunArgs {
     /// Workloads reconciled at once.
     #[arg(long, env = "SOVRA_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// How often member clusters are probed (`/version` and a Node list), e.g. `15s`.
+    #[arg(long, env = "SOVRA_MEMBER_PROBE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub member_probe_interval: std::time::Duration,
+    /// Bound on each probe of, and each call to, a member cluster, e.g. `10s`.
+    #[arg(long, env = "SOVRA_MEMBER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub member_timeout: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, env = "SOVRA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+}
+
+/// `250ms`, `15s`, `2m`: a number and a unit.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("{text:?}: unit must be ms, s or m")),
+    }
 }
 
 /// Runs a command. Errors that are the user's input (bad manifests) are printed and turned

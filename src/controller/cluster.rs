@@ -4,6 +4,7 @@
 
 use super::context::Context;
 use super::deployment::FIELD_MANAGER;
+use super::fleet::{Health, pools_from_status};
 use super::metrics::labels;
 use super::workload::publish;
 use crate::Error;
@@ -32,17 +33,32 @@ pub async fn reconcile(
         }
     };
     let now = Time(jiff::Timestamp::now());
-    let pools = if cluster.spec.connection.local {
-        ctx.world.snapshot().hub_pools.clone()
-    } else {
-        Vec::new()
+    let name = cluster.name_any();
+    let (pools, link, requeue) = match &cluster.spec.connection.kubeconfig_secret_ref {
+        Some(secret) if !cluster.spec.connection.local => {
+            let fleet = &ctx.world.fleet;
+            let health = fleet
+                .probe(&name, secret, &ctx.client, &ctx.namespace)
+                .await;
+            // Until the member's Node cache has synced, and while it cannot be reached, its
+            // pools are the last ones reported: an outage is not a loss of sovereignty.
+            let pools = fleet
+                .pools(&name, &ctx.world.pool_label)
+                .unwrap_or_else(|| pools_from_status(cluster));
+            (pools, Link::member(&health), ctx.probe_interval)
+        }
+        _ => (
+            ctx.world.snapshot().hub_pools.clone(),
+            Link::hub(ctx.hub_version.clone()),
+            Duration::from_secs(300),
+        ),
     };
-    let reachable = cluster.spec.connection.local;
     ctx.metrics
         .cluster_reachable
-        .get_or_create(&labels(&[("cluster", &cluster.name_any())]))
-        .set(i64::from(reachable));
-    let status = cluster_status(cluster, &pools, reachable, ctx.hub_version.as_deref(), &now);
+        .get_or_create(&labels(&[("cluster", &name)]))
+        .set(i64::from(link.reachable));
+    let status = cluster_status(cluster, &pools, &link, &now);
+    publish_reachability(&ctx, cluster, &status).await;
 
     let lost = sovereignty_lost(cluster.status.as_ref(), &status);
     if !lost.is_empty() {
@@ -82,15 +98,117 @@ pub async fn reconcile(
         )
         .await?;
     }
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(requeue))
+}
+
+/// How Sovra reaches a cluster, as its status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub reachable: bool,
+    /// Condition reason: `Hub`, `Probed`, or a `ConnectionFault` code.
+    pub reason: String,
+    pub message: String,
+    pub version: Option<String>,
+}
+
+impl Link {
+    pub fn hub(version: Option<String>) -> Self {
+        Self {
+            reachable: true,
+            reason: "Hub".to_owned(),
+            message: "the operator runs in this cluster".to_owned(),
+            version,
+        }
+    }
+
+    pub fn member(health: &Health) -> Self {
+        match health {
+            Health::Reachable { version } => Self {
+                reachable: true,
+                reason: "Probed".to_owned(),
+                message: "the API server answers and Sovra may read its Nodes".to_owned(),
+                version: Some(version.clone()),
+            },
+            Health::Unreachable { why, message } => Self {
+                reachable: false,
+                reason: why.code().to_owned(),
+                message: message.clone(),
+                version: None,
+            },
+            Health::Connecting => Self {
+                reachable: false,
+                reason: "Connecting".to_owned(),
+                message: "not probed yet".to_owned(),
+                version: None,
+            },
+        }
+    }
+}
+
+/// A Warning `ClusterUnreachable` when the Reachable condition turns False or changes reason,
+/// and a Normal `ClusterReachable` when it turns True again.
+async fn publish_reachability(
+    ctx: &Context,
+    cluster: &SovereignCluster,
+    status: &SovereignClusterStatus,
+) {
+    let reachable = |s: &SovereignClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Reachable")
+            .map(|c| (c.status == "True", c.reason.clone()))
+    };
+    let before = cluster.status.as_ref().and_then(reachable);
+    let Some((now_ok, reason)) = reachable(status) else {
+        return;
+    };
+    let message = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reachable")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    match (before, now_ok) {
+        (Some((false, _)), true) => {
+            publish(
+                ctx,
+                cluster,
+                EventType::Normal,
+                "ClusterReachable",
+                "Probe",
+                &format!("reachable again: {message}"),
+            )
+            .await;
+        }
+        (Some((true, _)) | None, false) if reason != "Connecting" => {
+            unreachable_event(ctx, cluster, &reason, &message).await;
+        }
+        (Some((false, previous)), false) if previous != reason && reason != "Connecting" => {
+            unreachable_event(ctx, cluster, &reason, &message).await;
+        }
+        _ => {}
+    }
+}
+
+async fn unreachable_event(ctx: &Context, cluster: &SovereignCluster, reason: &str, message: &str) {
+    publish(
+        ctx,
+        cluster,
+        EventType::Warning,
+        "ClusterUnreachable",
+        "Probe",
+        &format!(
+            "{reason}: {message}; placements there are kept but not updated, and no new ones are made"
+        ),
+    )
+    .await;
 }
 
 /// The status Sovra reports for a cluster (pure).
 pub fn cluster_status(
     cluster: &SovereignCluster,
     pools: &[NodePool],
-    reachable: bool,
-    version: Option<&str>,
+    link: &Link,
     now: &Time,
 ) -> SovereignClusterStatus {
     let jurisdiction = jurisdiction_of(&cluster.spec.country);
@@ -117,21 +235,12 @@ pub fn cluster_status(
     let condition = |type_: &str, ok: bool, reason: &str, message: String| {
         super::status::condition(previous, type_, ok, reason, &message, generation, now)
     };
-    let reachable_condition = if cluster.spec.connection.local {
-        condition(
-            "Reachable",
-            true,
-            "Hub",
-            "the operator runs in this cluster".to_owned(),
-        )
-    } else {
-        condition(
-            "Reachable",
-            reachable,
-            "NotConnected",
-            "member cluster connections are not enabled in this build".to_owned(),
-        )
-    };
+    let reachable_condition = condition(
+        "Reachable",
+        link.reachable,
+        &link.reason,
+        link.message.clone(),
+    );
     let sovereign_condition = if jurisdiction == Jurisdiction::ThirdCountry {
         condition(
             "Sovereign",
@@ -157,11 +266,13 @@ pub fn cluster_status(
     SovereignClusterStatus {
         observed_generation: generation,
         jurisdiction: Some(jurisdiction),
-        kubernetes_version: if cluster.spec.connection.local {
-            version.map(str::to_owned)
-        } else {
-            None
-        },
+        kubernetes_version: link.version.clone().or_else(|| {
+            // An unreachable member keeps the version it last reported.
+            cluster
+                .status
+                .as_ref()
+                .and_then(|s| s.kubernetes_version.clone())
+        }),
         sovereign_pools,
         node_pools: pool_status,
         conditions: vec![reachable_condition, sovereign_condition],

@@ -12,6 +12,10 @@ use std::time::Duration;
 
 pub struct Context {
     pub client: Client,
+    /// The operator's namespace: member kubeconfig Secrets live here.
+    pub namespace: String,
+    /// How often member clusters are probed.
+    pub probe_interval: Duration,
     pub world: World,
     pub recorder: Recorder,
     pub audit: AuditTrail,

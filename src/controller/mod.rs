@@ -8,6 +8,7 @@ mod cluster;
 mod context;
 pub mod deployment;
 mod drift;
+mod fleet;
 mod http;
 mod leader;
 mod metrics;
@@ -15,8 +16,9 @@ pub mod status;
 mod workload;
 mod world;
 
-pub use cluster::{cluster_status, sovereignty_lost};
+pub use cluster::{Link, cluster_status, sovereignty_lost};
 pub use context::Backoff;
+pub use fleet::{ConnectionFault, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector};
 pub use metrics::Metrics;
 pub use workload::FINALIZER;
@@ -37,7 +39,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,11 +120,23 @@ pub async fn run_with_client(
         .reflect(nodes_writer)
         .map(|_| ())
         .boxed();
+    let (fleet_world_tx, fleet_world_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (workload_tx, workload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
+    let fleet = fleet::Fleet::new(
+        fleet::Signals {
+            world: fleet_world_tx,
+            workload: workload_tx,
+            cluster: cluster_tx,
+        },
+        args.member_timeout,
+    );
     let world = world::World::new(
         classes.clone(),
         clusters.clone(),
         nodes.clone(),
         args.node_pool_label.clone(),
+        fleet.clone(),
     );
 
     // Wake every workload (and cluster) only when the placement-relevant world changed.
@@ -130,11 +144,16 @@ pub async fn run_with_client(
     let watch_world = {
         let world = world.clone();
         async move {
-            let mut events =
-                futures::stream::select_all([class_events, cluster_events, node_events]);
+            let mut events = futures::stream::select_all([
+                class_events,
+                cluster_events,
+                node_events,
+                receiver_stream(fleet_world_rx),
+            ]);
             let mut last = None;
             while events.next().await.is_some() {
                 world.invalidate();
+                world.fleet.retain(&world.member_names());
                 let fingerprint = world.fingerprint();
                 if last != Some(fingerprint) {
                     last = Some(fingerprint);
@@ -190,8 +209,34 @@ pub async fn run_with_client(
             instance: Some(args.identity.clone()),
         },
     );
+    // Probe every member once before deciding anything: a member not probed yet counts as
+    // unreachable, and deciding then would fail workloads over for no reason.
+    let members = world.member_names();
+    let probes = clusters
+        .state()
+        .into_iter()
+        .filter_map(|guard| guard.0.as_ref().ok().cloned())
+        .filter(|c| members.contains(&c.name_any()))
+        .map(|c| {
+            let fleet = fleet.clone();
+            let client = client.clone();
+            let namespace = args.namespace.clone();
+            async move {
+                if let Some(secret) = &c.spec.connection.kubeconfig_secret_ref {
+                    fleet
+                        .probe(&c.name_any(), secret, &client, &namespace)
+                        .await;
+                    fleet.wait_for_nodes(&c.name_any()).await;
+                }
+            }
+        });
+    futures::future::join_all(probes).await;
+    world.invalidate();
+
     let ctx = Arc::new(Context {
         client: client.clone(),
+        namespace: args.namespace.clone(),
+        probe_interval: args.member_probe_interval,
         world,
         recorder,
         audit,
@@ -221,6 +266,7 @@ pub async fn run_with_client(
         watcher::Config::default().labels(&deployment::managed_selector()),
     )
     .reconcile_all_on(world_changes(world_rx.resubscribe()))
+    .reconcile_on(receiver_stream(workload_rx))
     .graceful_shutdown_on(shutdown.clone())
     .run(
         instrumented(workload::reconcile, "workload"),
@@ -240,6 +286,7 @@ pub async fn run_with_client(
     )
     .with_config(config)
     .reconcile_all_on(world_changes(world_rx))
+    .reconcile_on(receiver_stream(cluster_rx))
     .graceful_shutdown_on(shutdown.clone())
     .run(
         instrumented(cluster::reconcile, "cluster"),
@@ -267,6 +314,16 @@ pub async fn run_with_client(
     }
     watch_world.abort();
     result
+}
+
+/// The messages of a channel as a stream.
+fn receiver_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> futures::stream::BoxStream<'static, T> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 /// Wraps a reconciler with metrics (count, duration, in-flight) and backoff reset on success.

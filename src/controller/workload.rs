@@ -111,7 +111,7 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
                 .iter()
                 .any(|c| c.reason == "InvalidSpec" && c.message == truncate(&message, 1024))
         });
-        remove_children(workload, ctx, &[]).await?;
+        remove_children(workload, ctx, &[], Removal::ScaleToZero).await?;
         if !already {
             publish(
                 ctx,
@@ -142,23 +142,52 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         audit(ctx, workload, action, &decision).await?;
     }
 
-    let hub = world.hub.clone();
+    // Make before break: every target is applied before anything elsewhere is removed.
     let mut observed = BTreeMap::new();
-    let mut kept = Vec::new();
     for target in decision.targets() {
-        if Some(target.cluster.as_str()) == hub.as_deref() {
-            observed.insert(
-                target.cluster.clone(),
-                apply_child(workload, target, ctx).await?,
-            );
-            kept.push(target.cluster.clone());
+        if let Some(seen) = place(workload, target, ctx, world.hub.as_deref()).await? {
+            observed.insert(target.cluster.clone(), seen);
         }
     }
-    remove_children(workload, ctx, &kept).await?;
+    let keep: Vec<String> = decision
+        .targets()
+        .iter()
+        .map(|t| t.cluster.clone())
+        .collect();
+    // Refused: what runs is scaled to zero (sensitive data must not keep running where it is
+    // not allowed) but kept, so the Deployment stays inspectable until the workload goes.
+    let removal = match decision.outcome {
+        Outcome::Placed(_) => Removal::Delete,
+        Outcome::Refused(_) => Removal::ScaleToZero,
+    };
+    let cleaned = remove_children(workload, ctx, &keep, removal).await?;
 
     let status = workload_status(workload, &decision, &observed, &now);
+    let newly_unreachable = ready_reason(Some(&status)) == Some("ClusterUnreachable")
+        && ready_reason(workload.status.as_ref()) != Some("ClusterUnreachable");
     write_status(workload, ctx, status).await?;
     publish_decision(ctx, workload, &decision, &change).await;
+    if newly_unreachable {
+        let unreachable: Vec<&str> = decision
+            .targets()
+            .iter()
+            .filter(|t| !t.reachable)
+            .map(|t| t.cluster.as_str())
+            .collect();
+        let note = format!(
+            "cluster {} cannot be reached; its placement is kept and runs on unobserved (set spec.placement.failover: true to place elsewhere)",
+            unreachable.join(", ")
+        );
+        publish(
+            ctx,
+            workload,
+            EventType::Warning,
+            "PlacementDegraded",
+            "Place",
+            &note,
+        )
+        .await;
+    }
 
     let class_label = labels(&[("class", &class)]);
     match (&decision.outcome, &change) {
@@ -174,24 +203,100 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         }
         _ => {}
     }
+    if matches!(cleaned, Cleanup::Pending(_)) {
+        // A child sits on a member that cannot be reached; its return also wakes us.
+        return Ok(Action::requeue(ctx.probe_interval));
+    }
     Ok(Action::requeue(RESYNC))
 }
 
-async fn apply_child(
+fn ready_reason(status: Option<&SovereignWorkloadStatus>) -> Option<&str> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::CONDITION_READY)
+        .map(|c| c.reason.as_str())
+}
+
+/// Applies the child for `target` on its cluster. `None` when the target is a kept placement
+/// on a member that cannot be reached: what runs there is left alone until it answers again.
+async fn place(
     workload: &SovereignWorkload,
     target: &Target,
     ctx: &Context,
+    hub: Option<&str>,
+) -> Result<Option<ObservedDeployment>, Error> {
+    if Some(target.cluster.as_str()) == hub {
+        let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
+        return apply_child(&ctx.client, &desired).await.map(Some);
+    }
+    let fleet = &ctx.world.fleet;
+    let Some(client) = fleet.client(&target.cluster) else {
+        if target.reachable {
+            // The snapshot said reachable, the member's last probe says otherwise: decide again.
+            return Err(member_error(&target.cluster, "not reachable any more"));
+        }
+        return Ok(None);
+    };
+    let namespace = workload.namespace().unwrap_or_default();
+    let desired = desired_deployment(workload, target, &ctx.world.pool_label, false)?;
+    let applied = on_member(&target.cluster, fleet.timeout, async {
+        fleet
+            .ensure_namespace(&target.cluster, &client, &namespace)
+            .await?;
+        apply_child(&client, &desired).await
+    })
+    .await;
+    if let Err(Error::Kube(kube::Error::Api(status))) = &applied
+        && status.code == 404
+    {
+        // The namespace was deleted on the member since Sovra created it.
+        fleet.forget_namespace(&target.cluster, &namespace);
+    }
+    applied.map(Some)
+}
+
+/// Bounds a call to a member: a slow member fails this reconcile (and is retried with
+/// backoff) instead of holding up a worker.
+async fn on_member<T>(
+    cluster: &str,
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, call).await {
+        // An answer with a status (409, 404, ...) is the member's verdict; anything else
+        // (refused, reset, TLS) means the member itself is in trouble.
+        Ok(Err(Error::Kube(error))) if !matches!(error, kube::Error::Api(_)) => {
+            Err(member_error(cluster, &error.to_string()))
+        }
+        Ok(result) => result,
+        Err(_) => Err(member_error(
+            cluster,
+            &format!("no answer within {} s", timeout.as_secs_f32()),
+        )),
+    }
+}
+
+fn member_error(cluster: &str, message: &str) -> Error {
+    Error::MemberCluster {
+        cluster: cluster.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+async fn apply_child(
+    client: &kube::Client,
+    desired: &Deployment,
 ) -> Result<ObservedDeployment, Error> {
-    let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
     let api: Api<Deployment> = Api::namespaced(
-        ctx.client.clone(),
-        &workload.namespace().unwrap_or_default(),
+        client.clone(),
+        desired.metadata.namespace.as_deref().unwrap_or_default(),
     );
     let applied = api
         .patch(
-            &workload.name_any(),
+            &desired.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
+            &Patch::Apply(desired),
         )
         .await?;
     let status = applied.status.unwrap_or_default();
@@ -205,42 +310,108 @@ async fn apply_child(
     })
 }
 
-/// Deletes this workload's Deployments on the hub except those on `keep` clusters. Found by
-/// label, so children left behind by an earlier placement (or a crash) are removed too.
+/// What happens to a child on a cluster the workload no longer runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Removal {
+    Delete,
+    ScaleToZero,
+}
+
+/// Whether every child that had to go is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cleanup {
+    Done,
+    /// Children sit on these members, which cannot be reached now.
+    Pending(Vec<String>),
+}
+
+/// Removes this workload's children on every cluster not in `keep`: on the hub found by label
+/// (so children left by an earlier placement or a crash go too), on members from their caches.
 async fn remove_children(
     workload: &SovereignWorkload,
     ctx: &Context,
     keep: &[String],
-) -> Result<(), Error> {
-    let api: Api<Deployment> = Api::namespaced(
-        ctx.client.clone(),
-        &workload.namespace().unwrap_or_default(),
-    );
-    let selector = format!(
-        "{},{WORKLOAD_LABEL}={}",
-        deployment::managed_selector(),
-        workload.name_any()
-    );
-    let children = api.list(&ListParams::default().labels(&selector)).await?;
-    for child in children {
+    removal: Removal,
+) -> Result<Cleanup, Error> {
+    let namespace = workload.namespace().unwrap_or_default();
+    let name = workload.name_any();
+    let hub: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = format!("{},{WORKLOAD_LABEL}={name}", deployment::managed_selector(),);
+    let hub_cluster = ctx.world.snapshot().hub.clone().unwrap_or_default();
+    for child in hub.list(&ListParams::default().labels(&selector)).await? {
         let cluster = child
             .labels()
             .get(deployment::CLUSTER_LABEL)
             .cloned()
             .unwrap_or_default();
-        if keep.contains(&cluster) {
+        // A hub child labelled for a member is a leftover too: children live on their cluster.
+        if keep.contains(&cluster) && cluster == hub_cluster {
             continue;
         }
-        match api
-            .delete(&child.name_any(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        let replicas = child.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        remove_child(&hub, &child.name_any(), replicas, removal).await?;
     }
-    Ok(())
+
+    let fleet = &ctx.world.fleet;
+    let mut cleanup = Cleanup::Done;
+    for member in fleet.names() {
+        if keep.contains(&member) {
+            continue;
+        }
+        let children = fleet.children(&member, &namespace, &name);
+        if children.is_empty() {
+            continue;
+        }
+        let Some(client) = fleet.client(&member) else {
+            match &mut cleanup {
+                Cleanup::Pending(members) => members.push(member),
+                Cleanup::Done => cleanup = Cleanup::Pending(vec![member]),
+            }
+            continue;
+        };
+        let api: Api<Deployment> = Api::namespaced(client, &namespace);
+        on_member(&member, fleet.timeout, async {
+            for child in &children {
+                remove_child(&api, &child.name, child.replicas, removal).await?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(cleanup)
+}
+
+async fn remove_child(
+    api: &Api<Deployment>,
+    name: &str,
+    replicas: i32,
+    removal: Removal,
+) -> Result<(), Error> {
+    let result = match removal {
+        Removal::Delete => api
+            .delete(name, &DeleteParams::background())
+            .await
+            .map(|_| ()),
+        Removal::ScaleToZero if replicas == 0 => Ok(()),
+        Removal::ScaleToZero => {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            api.patch(
+                name,
+                &params,
+                &Patch::Merge(json!({"spec": {"replicas": 0}})),
+            )
+            .await
+            .map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Error> {
@@ -258,7 +429,13 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         );
         ctx.audit.record(entry).await?;
     }
-    remove_children(workload, ctx, &[]).await?;
+    if let Cleanup::Pending(members) = remove_children(workload, ctx, &[], Removal::Delete).await? {
+        // Keep the finalizer until the member answers: its child must not be left running.
+        return Err(member_error(
+            &members.join(","),
+            "unreachable; the workload's Deployment there is removed when it answers again",
+        ));
+    }
     if had_placements {
         publish(
             ctx,

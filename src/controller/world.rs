@@ -5,6 +5,7 @@
 //! per reconcile: a world change wakes every workload, and each would otherwise rebuild the
 //! same node pools from every Node.
 
+use super::fleet::{Fleet, Health, pools_from_status};
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
 use crate::policy::{ClusterFacts, NodeFacts, NodePool, Reachability, cluster_facts, node_pools};
 use k8s_openapi::api::core::v1::Node;
@@ -21,6 +22,8 @@ pub struct World {
     pub clusters: Store<DeserializeGuard<SovereignCluster>>,
     pub nodes: Store<Node>,
     pub pool_label: String,
+    /// Connections to member clusters: their reachability and node pools.
+    pub fleet: Fleet,
     /// Bumped after every cache event; the snapshot is rebuilt when it moved.
     generation: Arc<AtomicU64>,
     cached: Arc<Mutex<Option<Cached>>>,
@@ -61,12 +64,14 @@ impl World {
         clusters: Store<DeserializeGuard<SovereignCluster>>,
         nodes: Store<Node>,
         pool_label: String,
+        fleet: Fleet,
     ) -> Self {
         Self {
             classes,
             clusters,
             nodes,
             pool_label,
+            fleet,
             generation: Arc::default(),
             cached: Arc::default(),
         }
@@ -113,8 +118,10 @@ impl World {
         hub_nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let hub_pools = node_pools(&hub_nodes, &self.pool_label);
 
-        // The hub is always reachable from inside itself; member clusters are reached
-        // through kubeconfig Secrets.
+        // The hub is always reachable from inside itself. A member is reachable when its
+        // last probe succeeded; until its Node cache has synced (or while it cannot be
+        // reached) its pools are the ones its status last reported, so that a placement
+        // there is kept rather than dropped for lack of pools.
         let mut clusters: Vec<ClusterFacts> = self
             .clusters
             .state()
@@ -123,15 +130,23 @@ impl World {
             .filter(|c| c.metadata.deletion_timestamp.is_none())
             .map(|cluster| {
                 if cluster.spec.connection.local {
-                    cluster_facts(cluster, hub_pools.clone(), Reachability::Reachable)
-                } else {
-                    let why = "member cluster connections are not enabled in this build";
-                    cluster_facts(
-                        cluster,
-                        Vec::new(),
-                        Reachability::Unreachable(why.to_owned()),
-                    )
+                    return cluster_facts(cluster, hub_pools.clone(), Reachability::Reachable);
                 }
+                let name = cluster.metadata.name.as_deref().unwrap_or_default();
+                let pools = self
+                    .fleet
+                    .pools(name, &self.pool_label)
+                    .unwrap_or_else(|| pools_from_status(cluster));
+                let reachability = match self.fleet.health(name) {
+                    Some(Health::Reachable { .. }) => Reachability::Reachable,
+                    Some(Health::Unreachable { why, .. }) => {
+                        Reachability::Unreachable(why.summary().to_owned())
+                    }
+                    Some(Health::Connecting) | None => {
+                        Reachability::Unreachable("Sovra has not connected to it yet".to_owned())
+                    }
+                };
+                cluster_facts(cluster, pools, reachability)
             })
             .collect();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
@@ -146,6 +161,17 @@ impl World {
             hub,
             hub_pools,
         }
+    }
+
+    /// Names of the member clusters (SovereignClusters reached through a kubeconfig).
+    pub fn member_names(&self) -> std::collections::BTreeSet<String> {
+        self.clusters
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .filter(|c| c.spec.connection.kubeconfig_secret_ref.is_some())
+            .map(|c| c.metadata.name.clone().unwrap_or_default())
+            .collect()
     }
 
     /// Changes whenever anything a decision reads changes, and only then: node heartbeats and

@@ -163,6 +163,8 @@ pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> Ru
         audit_log: Some(audit_log),
         audit_stdout: false,
         concurrency: 4,
+        member_probe_interval: Duration::from_millis(500),
+        member_timeout: Duration::from_secs(2),
         log_format: "text".into(),
     }
 }
