@@ -3,6 +3,9 @@
 //! as RBAC would authorize it (verb, API group, resource/subresource). The chart's rendered
 //! ClusterRole and Role must grant exactly that set: every call is covered and nothing more is
 //! granted.
+//!
+//! The same holds on a member cluster: the calls Sovra makes there with the member's
+//! credentials must equal the ClusterRole in `deploy/member/rbac.yaml`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -56,27 +59,10 @@ fn helm() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Rules of the chart's ClusterRole and Role with default values.
-fn chart_grants(helm: &PathBuf) -> Grants {
-    let output = Command::new(helm)
-        .args([
-            "template",
-            "sovra",
-            "charts/sovra",
-            "--namespace",
-            "sovra-system",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+/// Every rule of the ClusterRoles and Roles in a YAML stream.
+fn rules_of(text: &str) -> Grants {
     let mut grants = Grants::new();
-    for doc in serde_norway::Deserializer::from_str(&text) {
+    for doc in serde_norway::Deserializer::from_str(text) {
         let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
         if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role")) {
             continue;
@@ -98,11 +84,62 @@ fn chart_grants(helm: &PathBuf) -> Grants {
     grants
 }
 
+/// Rules of the chart's ClusterRole and Role with default values.
+fn chart_grants(helm: &PathBuf) -> Grants {
+    let output = Command::new(helm)
+        .args([
+            "template",
+            "sovra",
+            "charts/sovra",
+            "--namespace",
+            "sovra-system",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    rules_of(&String::from_utf8(output.stdout).unwrap())
+}
+
 /// Drives the operator through every path that talks to the API: leader election and lease
 /// renewal, placement, a move, a refusal, a malformed object (raw read, repeated Event),
 /// deletion with the finalizer, and drift on a pod.
-async fn exercise_every_path(server: &test_apiserver::TestApiServer, dir: &std::path::Path) {
+async fn exercise_every_path(
+    server: &test_apiserver::TestApiServer,
+    member: &test_apiserver::TestApiServer,
+    dir: &std::path::Path,
+) {
+    join(server, member_cluster("bund-de-1", "DE"), member);
     let operator = start_operator(server, dir, "sovra-0", true);
+    // On the member: namespace created, child applied, then scaled to zero when the member
+    // stops meeting the class, then deleted with the workload.
+    server
+        .put(workload(
+            "register",
+            "internal",
+            1,
+            json!({"requiredCountries": ["DE"]}),
+        ))
+        .unwrap();
+    wait_for_phase(server, "register", "Placed").await;
+    let mut cluster = server.get(&clusters(), None, "bund-de-1").unwrap();
+    cluster["spec"]["provider"]["headquartersCountry"] = json!("US");
+    server.put(cluster).unwrap();
+    wait_for_phase(server, "register", "Refused").await;
+    server
+        .delete(&workloads(), Some(NAMESPACE), "register")
+        .unwrap();
+    eventually("register released", WAIT, || async {
+        member
+            .get(&deployments(), Some(NAMESPACE), "register")
+            .is_none()
+            .then_some(())
+    })
+    .await;
     server
         .put(workload("tax", "confidential", 1, json!({})))
         .unwrap();
@@ -162,8 +199,21 @@ async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
         return;
     };
     let server = hub_server().await;
+    let member = member_server("DE").await;
     let dir = tempfile::tempdir().unwrap();
-    exercise_every_path(&server, dir.path()).await;
+    exercise_every_path(&server, &member, dir.path()).await;
+
+    let member_used = calls(&member);
+    let member_rbac = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/member/rbac.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        member_used,
+        rules_of(&member_rbac),
+        "deploy/member/rbac.yaml must grant exactly what Sovra calls on a member"
+    );
+
     let mut used = calls(&server);
     used.extend(
         ADMISSION_ONLY

@@ -135,12 +135,19 @@ impl Decision {
         }
     }
 
-    /// The reason that best explains a refusal, for condition reasons and metric labels:
-    /// a reason against a whole cluster outweighs one against a single pool.
+    /// The reason that best explains a refusal, for condition reasons and metric labels: when
+    /// some clusters qualify but fewer than asked for, that; otherwise a reason against a
+    /// whole cluster outweighs one against a single pool.
     pub fn deciding_reason(&self) -> Option<&Reason> {
         let Outcome::Refused(reasons) = &self.outcome else {
             return None;
         };
+        if let Some(too_few) = reasons
+            .iter()
+            .find(|r| matches!(r, Reason::NotEnoughClusters { found, .. } if *found > 0))
+        {
+            return Some(too_few);
+        }
         let on_clusters = self.verdicts.iter().filter(|v| v.pool.is_none());
         let on_pools = self.verdicts.iter().filter(|v| v.pool.is_some());
         on_clusters

@@ -297,3 +297,119 @@ pub fn audit_actions(path: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Namespace the operator runs in; member kubeconfig Secrets live here.
+pub const OPERATOR_NAMESPACE: &str = "sovra-system";
+
+pub fn namespaces() -> ResourceRef {
+    ResourceRef::new("", "v1", "namespaces")
+}
+
+/// A member cluster's API server with one sovereign pool `general` of two nodes in `country`
+/// and a non-sovereign pool `batch`.
+pub async fn member_server(country: &str) -> TestApiServer {
+    let server = TestApiServer::start().await;
+    for (name, pool, sovereign) in [
+        ("general-0", "general", true),
+        ("general-1", "general", true),
+        ("batch-0", "batch", false),
+    ] {
+        server.put(node_in(name, pool, country, sovereign)).unwrap();
+    }
+    server
+}
+
+pub fn node_in(name: &str, pool: &str, country: &str, sovereign: bool) -> Value {
+    let mut node = node(name, pool, sovereign, None);
+    node["metadata"]["labels"]["sovra.dev/country"] = json!(country);
+    node
+}
+
+/// A Secret in the operator's namespace holding `kubeconfig`.
+pub fn kubeconfig_secret(name: &str, kubeconfig: &str) -> Value {
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(OPERATOR_NAMESPACE.into()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                "kubeconfig".to_owned(),
+                k8s_openapi::ByteString(kubeconfig.as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(secret).unwrap();
+    value["apiVersion"] = json!("v1");
+    value["kind"] = json!("Secret");
+    value
+}
+
+/// An EU member run by a German public provider: meets `public` and `internal`.
+pub fn member_cluster(name: &str, country: &str) -> Value {
+    json!({
+        "apiVersion": "sovra.dev/v1alpha1", "kind": "SovereignCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "country": country, "operatedBy": "eu-provider",
+            "provider": {"name": "Bundescloud", "headquartersCountry": "DE", "extraterritorialExposure": false},
+            "certifications": ["ISO27001", "C5"],
+            "connection": {"kubeconfigSecretRef": {"name": format!("{name}-kubeconfig")}}
+        }
+    })
+}
+
+/// A member in the EU whose provider is headquartered outside it: fails `internal` and up.
+pub fn hyperscaler_cluster(name: &str, country: &str) -> Value {
+    let mut cluster = member_cluster(name, country);
+    cluster["spec"]["provider"] = json!({"name": "Hyperscale Inc.", "headquartersCountry": "US", "extraterritorialExposure": true});
+    cluster["spec"]["operatedBy"] = json!("third-country-provider");
+    cluster
+}
+
+/// Registers `member` with the hub: its kubeconfig Secret, then its SovereignCluster.
+pub fn join(hub: &TestApiServer, cluster: Value, member: &TestApiServer) {
+    let name = cluster["metadata"]["name"].as_str().unwrap().to_owned();
+    hub.put(kubeconfig_secret(
+        &format!("{name}-kubeconfig"),
+        &member.kubeconfig_yaml(),
+    ))
+    .unwrap();
+    hub.put(cluster).unwrap();
+}
+
+/// The status condition `type_` of a SovereignCluster on the hub.
+pub fn cluster_condition(hub: &TestApiServer, cluster: &str, type_: &str) -> Option<Value> {
+    hub.get(&clusters(), None, cluster)?
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+/// Waits until the cluster's Reachable condition has `status` and `reason`.
+pub async fn wait_for_reachable(hub: &TestApiServer, cluster: &str, status: &str, reason: &str) {
+    eventually(
+        &format!("{cluster} Reachable={status} ({reason})"),
+        WAIT,
+        || async {
+            cluster_condition(hub, cluster, "Reachable")
+                .filter(|c| c["status"] == status && c["reason"] == reason)
+        },
+    )
+    .await;
+}
+
+/// This workload's Deployments on `server` that run anything (replicas > 0).
+pub fn running_children(server: &TestApiServer, workload: &str) -> Vec<Value> {
+    server
+        .list(&deployments(), None)
+        .into_iter()
+        .filter(|d| d.pointer("/metadata/labels/sovra.dev~1workload") == Some(&json!(workload)))
+        .filter(|d| d.pointer("/spec/replicas").and_then(Value::as_i64) != Some(0))
+        .collect()
+}

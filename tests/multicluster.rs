@@ -1,0 +1,671 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Multi-cluster placement against several test API servers: one hub, members reached through
+//! kubeconfig Secrets, and faults on the members. An [`Observer`] samples every cluster while
+//! a scenario runs and checks that nothing ever runs outside its class and that the hub never
+//! records a duplicate placement.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+use test_apiserver::{RequestMatcher, TestApiServer};
+
+/// Placements the hub records for `workload`, as cluster names.
+fn placed_on(hub: &TestApiServer, workload: &str) -> Vec<String> {
+    hub.get(&workloads(), Some(NAMESPACE), workload)
+        .and_then(|w| w.pointer("/status/placements").cloned())
+        .and_then(|p| p.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["cluster"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn condition_of(workload: &Value, type_: &str) -> Value {
+    workload["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap()
+}
+
+/// A DE-only `internal` workload: of the fixtures, only `bund-*` members qualify.
+fn internal_in_de(name: &str, replicas: i32, placement: Value) -> Value {
+    let mut placement = placement;
+    placement["requiredCountries"] = json!(["DE"]);
+    workload(name, "internal", replicas, placement)
+}
+
+/// Clusters by name, for the observer.
+type Fleet = Vec<(String, TestApiServer)>;
+
+/// Samples every cluster every 20 ms while a scenario runs.
+struct Observer {
+    violations: Arc<Mutex<Vec<String>>>,
+    /// Samples in which more clusters than allowed ran the workload at once.
+    excess: Arc<Mutex<usize>>,
+    /// Members a scenario has cut off (stopped, or back but not yet swept by Sovra). What
+    /// runs there keeps running, out of Sovra's reach, so it is not counted as a duplicate;
+    /// it still must never be outside the class.
+    cut_off: Arc<Mutex<BTreeSet<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Observer {
+    /// `rules`: workload name, the clusters its class allows, and how many clusters it may
+    /// run on at once.
+    fn start(hub: &TestApiServer, fleet: Fleet, rules: Vec<(&str, Vec<&str>, usize)>) -> Self {
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let excess = Arc::new(Mutex::new(0));
+        let cut_off = Arc::new(Mutex::new(BTreeSet::new()));
+        let rules: Vec<(String, BTreeSet<String>, usize)> = rules
+            .into_iter()
+            .map(|(w, allowed, n)| {
+                (
+                    w.to_owned(),
+                    allowed.into_iter().map(str::to_owned).collect(),
+                    n,
+                )
+            })
+            .collect();
+        let task = {
+            let (hub, violations, excess, cut_off) = (
+                hub.clone(),
+                violations.clone(),
+                excess.clone(),
+                cut_off.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    for (workload, allowed, n) in &rules {
+                        let running: Vec<&str> = fleet
+                            .iter()
+                            .filter(|(_, server)| !running_children(server, workload).is_empty())
+                            .map(|(name, _)| name.as_str())
+                            .collect();
+                        let mut found = violations.lock().unwrap();
+                        for cluster in &running {
+                            if !allowed.contains(*cluster) {
+                                found.push(format!(
+                                    "{workload} runs on {cluster}, outside its class"
+                                ));
+                            }
+                        }
+                        let placed = placed_on(&hub, workload);
+                        let distinct: BTreeSet<&String> = placed.iter().collect();
+                        if distinct.len() != placed.len() || placed.len() > *n {
+                            found.push(format!("{workload} recorded on {placed:?}"));
+                        }
+                        let back = cut_off.lock().unwrap();
+                        let counted = running.iter().filter(|c| !back.contains(**c)).count();
+                        if counted > *n {
+                            *excess.lock().unwrap() += 1;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        Observer {
+            violations,
+            excess,
+            cut_off,
+            task,
+        }
+    }
+
+    fn assert_clean(&self) {
+        let violations = self.violations.lock().unwrap();
+        assert!(violations.is_empty(), "{violations:#?}");
+        assert_eq!(
+            *self.excess.lock().unwrap(),
+            0,
+            "samples with a duplicate placement"
+        );
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Hub plus two compliant German members and a German hyperscaler member that fails
+/// `internal`.
+async fn hub_with_members() -> (TestApiServer, BTreeMap<&'static str, TestApiServer>) {
+    let hub = hub_server().await;
+    let mut members = BTreeMap::new();
+    for (name, cluster) in [
+        ("bund-de-1", member_cluster("bund-de-1", "DE")),
+        ("bund-de-2", member_cluster("bund-de-2", "DE")),
+        ("hyperscale-de", hyperscaler_cluster("hyperscale-de", "DE")),
+    ] {
+        let member = member_server("DE").await;
+        join(&hub, cluster, &member);
+        members.insert(name, member);
+    }
+    (hub, members)
+}
+
+fn fleet_of(hub: &TestApiServer, members: &BTreeMap<&'static str, TestApiServer>) -> Fleet {
+    let mut fleet = vec![(HUB.to_owned(), hub.clone())];
+    fleet.extend(members.iter().map(|(n, s)| ((*n).to_owned(), s.clone())));
+    fleet
+}
+
+#[tokio::test]
+async fn a_member_reports_its_version_and_node_pools_in_status() {
+    let (hub, _members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    let status = eventually("pools in status", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .map(|c| c["status"].clone())
+            .filter(|s| s["sovereignPools"] == 1)
+    })
+    .await;
+    assert!(
+        status["kubernetesVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with('v')
+    );
+    let pools = status["nodePools"].as_array().unwrap();
+    let names: Vec<&str> = pools.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["batch", "general"]);
+    assert_eq!(pools[1]["sovereign"], true);
+    assert_eq!(pools[1]["country"], "DE");
+    assert_eq!(pools[0]["sovereign"], false);
+}
+
+#[tokio::test]
+async fn bad_connections_each_get_a_clear_condition_and_a_warning_and_the_operator_carries_on() {
+    let hub = hub_server().await;
+    // No Secret at all.
+    hub.put(member_cluster("no-secret", "DE")).unwrap();
+    // A Secret that holds no kubeconfig.
+    hub.put(kubeconfig_secret("garbage-kubeconfig", "clusters: [[["))
+        .unwrap();
+    hub.put(member_cluster("garbage", "DE")).unwrap();
+    // A kubeconfig that would run a command inside the operator.
+    let exec = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://x:6443'}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
+    hub.put(kubeconfig_secret("exec-kubeconfig", exec)).unwrap();
+    hub.put(member_cluster("exec", "DE")).unwrap();
+    // A server that is gone.
+    let gone = member_server("DE").await;
+    join(&hub, member_cluster("gone", "DE"), &gone);
+    gone.stop().await;
+    // Credentials that may not read Nodes.
+    let forbidden = member_server("DE").await;
+    forbidden
+        .faults()
+        .forbid(RequestMatcher::verb("list").resource("nodes"));
+    join(&hub, member_cluster("forbidden", "DE"), &forbidden);
+
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+
+    for (cluster, reason, says) in [
+        ("no-secret", "KubeconfigMissing", "does not exist"),
+        ("garbage", "KubeconfigInvalid", "not a kubeconfig"),
+        ("exec", "KubeconfigInvalid", "uses exec"),
+        ("gone", "ServerUnreachable", "/version"),
+        ("forbidden", "CredentialsRejected", "403"),
+    ] {
+        wait_for_reachable(&hub, cluster, "False", reason).await;
+        let message = cluster_condition(&hub, cluster, "Reachable").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(says), "{cluster}: {message}");
+        let event = wait_for_event(&hub, "default", cluster, "ClusterUnreachable").await;
+        assert_eq!(event["type"], "Warning");
+        assert!(event["note"].as_str().unwrap().contains(reason));
+    }
+
+    // Nothing is placed on any of them, and the hub still places.
+    hub.put(workload("portal", "internal", 1, json!({})))
+        .unwrap();
+    wait_for_phase(&hub, "portal", "Placed").await;
+    assert_eq!(placed_on(&hub, "portal"), [HUB]);
+}
+
+#[tokio::test]
+async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
+    );
+
+    hub.put(internal_in_de("tax", 2, json!({}))).unwrap();
+    let placed = wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    assert_eq!(
+        placed["status"]["placements"][0]["nodePools"],
+        json!(["general"])
+    );
+
+    let member = &members["bund-de-1"];
+    let namespace = member.get(&namespaces(), None, NAMESPACE).unwrap();
+    assert_eq!(
+        namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "sovra"
+    );
+    let child = member.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    assert_eq!(child["spec"]["replicas"], 2);
+    assert_eq!(
+        child["metadata"]["labels"]["sovra.dev/cluster"],
+        "bund-de-1"
+    );
+    assert!(
+        child["metadata"].get("ownerReferences").is_none(),
+        "owner references cannot point across clusters"
+    );
+    assert_eq!(affinity_values(&child, POOL_LABEL), ["general"]);
+    assert_eq!(affinity_values(&child, SOVEREIGN), ["true"]);
+    assert!(hub.get(&deployments(), Some(NAMESPACE), "tax").is_none());
+    assert!(running_children(&members["hyperscale-de"], "tax").is_empty());
+
+    // Readiness is read back from the member.
+    let mut child = member.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    child["status"] = json!({"replicas": 2, "readyReplicas": 2});
+    member.put(child).unwrap();
+    eventually("ready from the member", WAIT, || async {
+        hub.get(&workloads(), Some(NAMESPACE), "tax")
+            .filter(|w| w["status"]["readyReplicas"] == 2)
+    })
+    .await;
+
+    // Deleting the workload removes its child on the member through the finalizer.
+    hub.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    eventually("child removed from the member", WAIT, || async {
+        member
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("workload gone", WAIT, || async {
+        hub.get(&workloads(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Released"]);
+    observer.assert_clean();
+}
+
+#[tokio::test]
+async fn replicas_spread_over_n_distinct_compliant_clusters_and_too_few_is_a_refusal() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![
+            ("spread", vec![HUB, "bund-de-1", "bund-de-2"], 3),
+            ("too-wide", vec![], 0),
+        ],
+    );
+
+    hub.put(workload("spread", "internal", 5, json!({"clusters": 3})))
+        .unwrap();
+    wait_for_phase(&hub, "spread", "Placed").await;
+    let mut placed = placed_on(&hub, "spread");
+    placed.sort();
+    assert_eq!(placed, ["bund-de-1", "bund-de-2", HUB]);
+    let replicas: i64 = [
+        hub.get(&deployments(), Some(NAMESPACE), "spread"),
+        members["bund-de-1"].get(&deployments(), Some(NAMESPACE), "spread"),
+        members["bund-de-2"].get(&deployments(), Some(NAMESPACE), "spread"),
+    ]
+    .iter()
+    .map(|d| d.as_ref().unwrap()["spec"]["replicas"].as_i64().unwrap())
+    .sum();
+    assert_eq!(replicas, 5);
+
+    // Only three clusters meet `internal`: four is refused, and nothing partial is placed.
+    hub.put(workload("too-wide", "internal", 4, json!({"clusters": 4})))
+        .unwrap();
+    let refused = wait_for_phase(&hub, "too-wide", "Refused").await;
+    let placed_condition = condition_of(&refused, "Placed");
+    assert_eq!(placed_condition["reason"], "NotEnoughClusters");
+    assert!(
+        placed_condition["message"].as_str().unwrap().contains("4"),
+        "{placed_condition}"
+    );
+    for (_, server) in fleet_of(&hub, &members) {
+        assert!(running_children(&server, "too-wide").is_empty());
+    }
+    observer.assert_clean();
+}
+
+#[tokio::test]
+async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_without_failover() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
+    );
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+
+    members["bund-de-1"].stop().await;
+    wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    let degraded = wait_for_phase(&hub, "tax", "Degraded").await;
+    assert_eq!(
+        condition_of(&degraded, "Ready")["reason"],
+        "ClusterUnreachable"
+    );
+    assert_eq!(
+        placed_on(&hub, "tax"),
+        ["bund-de-1"],
+        "the placement is kept"
+    );
+    let event = wait_for_event(&hub, NAMESPACE, "tax", "PlacementDegraded").await;
+    assert!(event["note"].as_str().unwrap().contains("failover"));
+    // The last known pools stay in the cluster's status: an outage is not a loss of sovereignty.
+    assert_eq!(
+        hub.get(&clusters(), None, "bund-de-1").unwrap()["status"]["sovereignPools"],
+        1
+    );
+    assert!(events_for(&hub, "default", "bund-de-1", "SovereigntyLost").is_empty());
+    assert!(running_children(&members["bund-de-2"], "tax").is_empty());
+
+    members["bund-de-1"].restart().await;
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    wait_for_phase(&hub, "tax", "Placed").await;
+    wait_for_event(&hub, "default", "bund-de-1", "ClusterReachable").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    observer.assert_clean();
+}
+
+#[tokio::test]
+async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_converges_to_one_on_return()
+ {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
+    );
+    hub.put(internal_in_de("tax", 2, json!({"failover": true})))
+        .unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+
+    let down = &members["bund-de-1"];
+    observer.cut_off.lock().unwrap().insert("bund-de-1".into());
+    down.stop().await;
+    eventually("failed over to bund-de-2", WAIT, || async {
+        (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
+    })
+    .await;
+    wait_for_event(&hub, NAMESPACE, "tax", "Moved").await;
+    let moved = members["bund-de-2"]
+        .get(&deployments(), Some(NAMESPACE), "tax")
+        .unwrap();
+    assert_eq!(moved["spec"]["replicas"], 2);
+    // The hyperscaler member is reachable and in DE, but fails the class: never chosen.
+    assert!(running_children(&members["hyperscale-de"], "tax").is_empty());
+
+    // The member comes back with the old child still on it: Sovra removes it.
+    let returned = std::time::Instant::now();
+    down.restart().await;
+    eventually("the old child is removed", WAIT, || async {
+        down.get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    println!(
+        "old child removed {} ms after its member returned",
+        returned.elapsed().as_millis()
+    );
+    observer.cut_off.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        placed_on(&hub, "tax"),
+        ["bund-de-2"],
+        "stays where it moved"
+    );
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Moved"]);
+    observer.assert_clean();
+}
+
+#[tokio::test]
+async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+
+    let first = &members["bund-de-1"];
+    for name in ["general-0", "general-1"] {
+        let mut node = first.get(&nodes(), None, name).unwrap();
+        node["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove(SOVEREIGN);
+        first.put(node).unwrap();
+    }
+    let lost = wait_for_event(&hub, "default", "bund-de-1", "SovereigntyLost").await;
+    assert!(lost["note"].as_str().unwrap().contains("general"));
+    eventually("moved to bund-de-2", WAIT, || async {
+        (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
+    })
+    .await;
+    eventually("old child removed", WAIT, || async {
+        first
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        members["bund-de-2"]
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_some()
+    );
+    let actions = audit_actions(&operator.audit_log);
+    assert!(
+        actions.contains(&"SovereigntyLost".to_owned()),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"Moved".to_owned()), "{actions:?}");
+}
+
+#[tokio::test]
+async fn sovereignty_lost_with_nowhere_to_go_scales_to_zero_and_refuses() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 3, json!({"failover": true})))
+        .unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+
+    let mut cluster = hub.get(&clusters(), None, "bund-de-1").unwrap();
+    cluster["spec"]["provider"]["headquartersCountry"] = json!("US");
+    hub.put(cluster).unwrap();
+
+    let refused = wait_for_phase(&hub, "tax", "Refused").await;
+    assert!(
+        condition_of(&refused, "Placed")["message"]
+            .as_str()
+            .unwrap()
+            .contains("headquartered in US"),
+        "{refused}"
+    );
+    eventually("scaled to zero on the member", WAIT, || async {
+        member
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .filter(|d| d["spec"]["replicas"] == 0)
+    })
+    .await;
+    wait_for_event(&hub, NAMESPACE, "tax", "PlacementRefused").await;
+}
+
+#[tokio::test]
+async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member() {
+    let (hub, members) = hub_with_members().await;
+    // A child Sovra left behind on bund-de-2 (an earlier placement, a crash).
+    let orphan_home = &members["bund-de-2"];
+    orphan_home
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        .unwrap();
+    let mut orphan = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "tax", "namespace": NAMESPACE, "labels": {
+            "app.kubernetes.io/managed-by": "sovra", "sovra.dev/workload": "tax", "sovra.dev/cluster": "bund-de-2"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"sovra.dev/workload": "tax"}},
+                 "template": {"metadata": {"labels": {"sovra.dev/workload": "tax"}},
+                              "spec": {"containers": [{"name": "app", "image": "old:1"}]}}}
+    });
+    orphan_home.put(orphan.take()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    eventually("orphan removed", WAIT, || async {
+        orphan_home
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Deleting while the member is down: the finalizer holds until it can remove the child.
+    let placed = &members["bund-de-1"];
+    placed.stop().await;
+    wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    hub.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        hub.get(&workloads(), Some(NAMESPACE), "tax").is_some(),
+        "the finalizer holds while the member's child cannot be removed"
+    );
+    placed.restart().await;
+    eventually("child removed after the member returned", WAIT, || async {
+        placed
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("workload gone", WAIT, || async {
+        hub.get(&workloads(), Some(NAMESPACE), "tax")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up_no_one_else() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let allowed = vec!["bund-de-1", "bund-de-2"];
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![
+            ("a", allowed.clone(), 1),
+            ("b", allowed.clone(), 1),
+            ("c", allowed.clone(), 1),
+            ("d", vec!["bund-at"], 1),
+        ],
+    );
+    let first = &members["bund-de-1"];
+
+    // 409 on apply: retried.
+    first.faults().fail_next(
+        RequestMatcher::verb("patch").resource("deployments"),
+        409,
+        2,
+    );
+    hub.put(internal_in_de("a", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "a", "Placed").await;
+    assert!(first.get(&deployments(), Some(NAMESPACE), "a").is_some());
+
+    // A cut watch and a compacted history (410 Gone on re-watch): the caches relist.
+    first.compact();
+    first.cut_watches();
+    hub.put(internal_in_de("b", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "b", "Placed").await;
+    // A child deleted behind Sovra's back while its watch was re-established is recreated.
+    first.delete(&deployments(), Some(NAMESPACE), "b").unwrap();
+    eventually("b recreated", WAIT, || async {
+        first.get(&deployments(), Some(NAMESPACE), "b")
+    })
+    .await;
+
+    // A slow member (slower than the member timeout) fails its workload's reconcile, which
+    // is retried; a workload bound for another member is placed meanwhile.
+    let austria = member_server("AT").await;
+    join(&hub, member_cluster("bund-at", "AT"), &austria);
+    wait_for_reachable(&hub, "bund-at", "True", "Probed").await;
+    first.faults().delay(
+        RequestMatcher::verb("patch").resource("deployments"),
+        Duration::from_secs(3),
+    );
+    hub.put(internal_in_de("c", 1, json!({}))).unwrap();
+    hub.put(workload(
+        "d",
+        "internal",
+        1,
+        json!({"requiredCountries": ["AT"]}),
+    ))
+    .unwrap();
+    wait_for_phase(&hub, "d", "Placed").await;
+    assert_eq!(placed_on(&hub, "d"), ["bund-at"]);
+    assert_ne!(
+        hub.get(&workloads(), Some(NAMESPACE), "c").unwrap()["status"]["phase"],
+        "Placed",
+        "c waits for its slow member"
+    );
+    first.faults().clear();
+    wait_for_phase(&hub, "c", "Placed").await;
+    assert_eq!(placed_on(&hub, "c"), ["bund-de-1"]);
+
+    let mut everywhere = fleet_of(&hub, &members);
+    everywhere.push(("bund-at".to_owned(), austria.clone()));
+    for workload in ["a", "b", "c", "d"] {
+        let running: usize = everywhere
+            .iter()
+            .map(|(_, s)| running_children(s, workload).len())
+            .sum();
+        assert_eq!(running, 1, "{workload} runs exactly once");
+    }
+    observer.assert_clean();
+}
