@@ -33,6 +33,7 @@ tools: ## Install helm 4 and kubectl 1.33 into .tools/bin (idempotent)
 
 bench: ## Benchmarks; prints figures
 	$(CARGO) bench --bench placement
+	$(CARGO) bench --bench fleet
 
 ci: lint test ## What .ci/run does
 

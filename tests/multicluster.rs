@@ -669,3 +669,25 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
     }
     observer.assert_clean();
 }
+
+#[tokio::test]
+async fn with_failover_but_nowhere_to_go_the_placement_is_kept_and_never_scaled_down() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 2, json!({"failover": true})))
+        .unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+
+    member.stop().await;
+    wait_for_phase(&hub, "tax", "Degraded").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    member.restart().await;
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    wait_for_phase(&hub, "tax", "Placed").await;
+    let child = member.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    assert_eq!(child["spec"]["replicas"], 2);
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed"]);
+}

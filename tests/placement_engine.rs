@@ -1302,14 +1302,43 @@ fn a_current_placement_on_an_unreachable_cluster_is_replaced_when_failover_is_on
 }
 
 #[test]
-fn with_failover_and_no_reachable_alternative_the_workload_is_refused() {
+fn with_failover_and_no_reachable_alternative_the_current_placement_is_kept() {
     let decision = workload("secret")
         .currently_on(GOV_NL, ["secret"])
         .failover()
-        .decide([gov_nl().unreachable("timeout")]);
+        .decide([gov_nl().unreachable("timeout"), secnum_fr()]);
     assert_eq!(cluster_reasons(&decision, GOV_NL), [unreachable("timeout")]);
-    assert!(refusal(&decision).contains(&unreachable("timeout")));
-    assert!(decision.targets().is_empty());
+    let target = placed_on(&decision, GOV_NL, &["secret"]);
+    assert!(!target.reachable);
+}
+
+#[test]
+fn with_failover_a_spread_keeps_an_unreachable_member_only_when_it_cannot_be_replaced() {
+    let replaced = workload("secret")
+        .clusters(2)
+        .currently_on(GOV_NL, ["secret"])
+        .failover()
+        .decide([
+            gov_nl().unreachable("timeout"),
+            gov_nl().named("gov-nl-2"),
+            gov_nl().named("gov-nl-3"),
+        ]);
+    let mut on: Vec<&str> = replaced
+        .targets()
+        .iter()
+        .map(|t| t.cluster.as_str())
+        .collect();
+    on.sort_unstable();
+    assert_eq!(on, ["gov-nl-2", "gov-nl-3"]);
+
+    let kept = workload("secret")
+        .clusters(2)
+        .currently_on(GOV_NL, ["secret"])
+        .failover()
+        .decide([gov_nl().unreachable("timeout"), gov_nl().named("gov-nl-2")]);
+    let mut on: Vec<&str> = kept.targets().iter().map(|t| t.cluster.as_str()).collect();
+    on.sort_unstable();
+    assert_eq!(on, [GOV_NL, "gov-nl-2"]);
 }
 
 /// The engine cannot keep a placement on a cluster whose pools it does not know: whoever builds
@@ -2184,15 +2213,16 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
     prop_assert_eq!(decision.verdicts.len(), world.clusters.len() + pool_count);
 
     // In enforce mode the engine places exactly when enough clusters qualify: compliant ones,
-    // plus current ones kept while unreachable (no failover) that are otherwise compliant.
+    // plus current ones kept while unreachable that are otherwise compliant. (With failover, a
+    // current unreachable one is replaced when enough reachable ones qualify, and kept when
+    // not: either way the count that decides is the same.)
     if enforcement == Enforcement::Enforce {
         let qualifying = decision
             .verdicts
             .iter()
             .filter(|v| v.pool.is_none())
             .filter(|v| {
-                let kept = workload.current.iter().any(|c| c.cluster == v.cluster)
-                    && !workload.preferences.failover;
+                let kept = workload.current.iter().any(|c| c.cluster == v.cluster);
                 let usable_cluster = v
                     .reasons
                     .iter()
@@ -2322,7 +2352,21 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
                 let reachable = cluster.reachability == Reachability::Reachable;
                 prop_assert_eq!(target.reachable, reachable);
                 if !reachable {
-                    prop_assert!(is_current && !workload.preferences.failover, "{:?}", target);
+                    prop_assert!(is_current, "{:?}", target);
+                }
+                // With failover, an unreachable one is kept only when too few reachable
+                // clusters qualify to replace it.
+                if !reachable
+                    && workload.preferences.failover
+                    && enforcement == Enforcement::Enforce
+                {
+                    let compliant_reachable = decision
+                        .verdicts
+                        .iter()
+                        .filter(|v| v.pool.is_none() && v.compliant)
+                        .count();
+                    let wanted = usize::try_from(workload.preferences.clusters.max(1)).unwrap();
+                    prop_assert!(compliant_reachable < wanted, "{:?}", decision);
                 }
 
                 let cluster_verdict = verdict(decision, &cluster.name, None);

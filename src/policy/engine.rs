@@ -178,7 +178,41 @@ impl Decision {
 }
 
 /// Decides where a workload may run. Pure and deterministic.
+///
+/// Failover never makes things worse: when a workload asks for it but no reachable compliant
+/// alternative exists, its placement on the unreachable cluster is kept (as without failover)
+/// rather than refused, because refusing would stop what still runs there the moment the
+/// cluster answers again, while making nothing more compliant.
 pub fn decide(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decision {
+    let decision = decide_once(request, clusters);
+    let on_unreachable = request.current.iter().any(|current| {
+        clusters.iter().any(|c| {
+            c.name == current.cluster && matches!(c.reachability, Reachability::Unreachable(_))
+        })
+    });
+    if request.preferences.failover
+        && on_unreachable
+        && matches!(decision.outcome, Outcome::Refused(_))
+    {
+        let without_failover = PlacementPreferences {
+            failover: false,
+            ..request.preferences.clone()
+        };
+        let kept = decide_once(
+            &WorkloadRequest {
+                preferences: &without_failover,
+                ..*request
+            },
+            clusters,
+        );
+        if matches!(kept.outcome, Outcome::Placed(_)) {
+            return kept;
+        }
+    }
+    decision
+}
+
+fn decide_once(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decision {
     let enforcement = request.class.enforcement;
     let mut sorted: Vec<&ClusterFacts> = clusters.iter().collect();
     // Names are unique in Kubernetes; should the input still repeat one (hand-written plan
