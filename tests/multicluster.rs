@@ -283,6 +283,19 @@ async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates()
     assert!(hub.get(&deployments(), Some(NAMESPACE), "tax").is_none());
     assert!(running_children(&members["hyperscale-de"], "tax").is_empty());
 
+    // An edit by hand on the member is reverted: Sovra owns the placement fields.
+    let mut edited = member.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    edited["spec"]["replicas"] = json!(9);
+    edited["spec"]["template"]["spec"]["affinity"] = json!(null);
+    member.put(edited).unwrap();
+    eventually("hand edit reverted", WAIT, || async {
+        member
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .filter(|d| d["spec"]["replicas"] == 2)
+            .filter(|d| affinity_values(d, SOVEREIGN) == ["true"])
+    })
+    .await;
+
     // Readiness is read back from the member.
     let mut child = member.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
     child["status"] = json!({"replicas": 2, "readyReplicas": 2});

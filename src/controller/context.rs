@@ -4,9 +4,12 @@
 use super::metrics::Metrics;
 use super::world::World;
 use crate::audit::AuditTrail;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,6 +26,9 @@ pub struct Context {
     pub backoff: Backoff,
     /// Kubernetes version of the hub, reported in the hub's SovereignCluster status.
     pub hub_version: Option<String>,
+    /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
+    pub hub_children: Store<Deployment>,
+    pub applied: Applied,
 }
 
 impl AsRef<Context> for Context {
@@ -61,6 +67,52 @@ impl Backoff {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         failures.remove(key);
+    }
+}
+
+/// What Sovra last applied to each child, so that a reconcile which changes nothing sends
+/// nothing: a child is applied again only when the desired Deployment changed or its
+/// generation moved (someone else edited its spec, which the apply then reverts).
+#[derive(Default)]
+pub struct Applied {
+    children: Mutex<HashMap<String, (u64, Option<i64>)>>,
+}
+
+impl Applied {
+    fn digest(desired: &Deployment) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        serde_json::to_string(desired)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// True when `cached` is exactly what Sovra applied last as `desired`.
+    pub fn is_current(&self, key: &str, desired: &Deployment, cached: &Deployment) -> bool {
+        let children = self
+            .children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        children.get(key) == Some(&(Self::digest(desired), cached.metadata.generation))
+    }
+
+    pub fn forget(&self, key: &str) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        children.remove(key);
+    }
+
+    pub fn record(&self, key: &str, desired: &Deployment, applied: &Deployment) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        children.insert(
+            key.to_owned(),
+            (Self::digest(desired), applied.metadata.generation),
+        );
     }
 }
 

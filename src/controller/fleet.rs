@@ -129,13 +129,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A member child as the cache last saw it.
-#[derive(Clone, Debug)]
-pub struct RemoteChild {
-    pub name: String,
-    pub replicas: i32,
-}
-
 impl Fleet {
     pub fn new(signals: Signals, timeout: Duration) -> Self {
         Self {
@@ -197,25 +190,11 @@ impl Fleet {
         self.lock().keys().cloned().collect()
     }
 
-    /// The children of workload `namespace/name` on member `cluster`, as its cache last saw them.
-    pub fn children(&self, cluster: &str, namespace: &str, workload: &str) -> Vec<RemoteChild> {
+    /// The child of workload `namespace/name` on member `cluster`, as its cache last saw it.
+    pub fn child(&self, cluster: &str, namespace: &str, workload: &str) -> Option<Arc<Deployment>> {
         let members = self.lock();
-        let Some(caches) = members.get(cluster).and_then(|m| m.caches.as_ref()) else {
-            return Vec::new();
-        };
-        caches
-            .deployments
-            .state()
-            .iter()
-            .filter(|d| {
-                d.namespace().as_deref() == Some(namespace)
-                    && d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload)
-            })
-            .map(|d| RemoteChild {
-                name: d.name_any(),
-                replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            })
-            .collect()
+        let caches = members.get(cluster)?.caches.as_ref()?;
+        child(&caches.deployments, namespace, workload)
     }
 
     /// Creates `namespace` on the member when it is missing, labelled as Sovra-managed.
@@ -389,7 +368,6 @@ impl Fleet {
 /// Starts the Node and Deployment watches of one member.
 fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
     let (nodes, nodes_writer) = reflector::store();
-    let (deployments, deployments_writer) = reflector::store();
     let nodes_synced = Arc::new(AtomicBool::new(false));
     let cluster_ref = ObjectRef::new(name);
 
@@ -414,31 +392,7 @@ fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
                 futures::future::ready(())
             })
     };
-    let deployment_task = {
-        let signals = signals.clone();
-        watcher(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().labels(&managed_selector()),
-        )
-        .default_backoff()
-        .modify(strip_deployment)
-        .reflect(deployments_writer)
-        .for_each(move |event| {
-            if let Ok(
-                watcher::Event::Apply(child)
-                | watcher::Event::Delete(child)
-                | watcher::Event::InitApply(child),
-            ) = &event
-                && let (Some(workload), Some(namespace)) =
-                    (child.labels().get(WORKLOAD_LABEL), child.namespace())
-            {
-                let _ = signals
-                    .workload
-                    .send(ObjectRef::new(workload).within(&namespace));
-            }
-            futures::future::ready(())
-        })
-    };
+    let (deployments, deployment_task) = watch_children(client, signals);
     Caches {
         nodes,
         nodes_synced,
@@ -447,7 +401,52 @@ fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
     }
 }
 
-/// Keeps of a member's child only what Sovra reads: labels, replicas and status.
+/// Caches the Deployments Sovra manages on a cluster (stripped) and wakes the workload a child
+/// belongs to whenever the child changes. Run the returned future to keep the cache fed.
+pub fn watch_children(
+    client: &Client,
+    signals: &Signals,
+) -> (Store<Deployment>, impl Future<Output = ()> + Send + 'static) {
+    let (store, writer) = reflector::store();
+    let signals = signals.clone();
+    let task = watcher(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default().labels(&managed_selector()),
+    )
+    .default_backoff()
+    .modify(strip_deployment)
+    .reflect(writer)
+    .for_each(move |event| {
+        if let Ok(
+            watcher::Event::Apply(child)
+            | watcher::Event::Delete(child)
+            | watcher::Event::InitApply(child),
+        ) = &event
+            && let (Some(workload), Some(namespace)) =
+                (child.labels().get(WORKLOAD_LABEL), child.namespace())
+        {
+            let _ = signals
+                .workload
+                .send(ObjectRef::new(workload).within(&namespace));
+        }
+        futures::future::ready(())
+    });
+    (store, task)
+}
+
+/// The child of workload `namespace/name` in a cache of children. Children are named after
+/// their workload; the label check keeps a same-named Deployment of someone else out.
+pub fn child(
+    store: &Store<Deployment>,
+    namespace: &str,
+    workload: &str,
+) -> Option<Arc<Deployment>> {
+    store
+        .get(&ObjectRef::new(workload).within(namespace))
+        .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
+}
+
+/// Keeps of a child only what Sovra reads: labels, generation, replicas and status.
 fn strip_deployment(deployment: &mut Deployment) {
     deployment.metadata.managed_fields = None;
     deployment.metadata.annotations = None;

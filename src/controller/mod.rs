@@ -29,7 +29,6 @@ use crate::cli::RunArgs;
 use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
 use context::Context;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -123,14 +122,12 @@ pub async fn run_with_client(
     let (fleet_world_tx, fleet_world_rx) = tokio::sync::mpsc::unbounded_channel();
     let (workload_tx, workload_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
-    let fleet = fleet::Fleet::new(
-        fleet::Signals {
-            world: fleet_world_tx,
-            workload: workload_tx,
-            cluster: cluster_tx,
-        },
-        args.member_timeout,
-    );
+    let signals = fleet::Signals {
+        world: fleet_world_tx,
+        workload: workload_tx,
+        cluster: cluster_tx,
+    };
+    let fleet = fleet::Fleet::new(signals.clone(), args.member_timeout);
     let world = world::World::new(
         classes.clone(),
         clusters.clone(),
@@ -209,6 +206,20 @@ pub async fn run_with_client(
             instance: Some(args.identity.clone()),
         },
     );
+    // The hub's children, cached like every member's; a change wakes the child's workload.
+    let (hub_children, hub_children_events) = fleet::watch_children(&client, &signals);
+    let hub_children_task = tokio::spawn(hub_children_events);
+    tokio::select! {
+        result = hub_children.wait_until_ready() => {
+            result.map_err(|e| Error::CacheSync(e.to_string()))?;
+        }
+        () = shutdown.clone() => {
+            watch_world.abort();
+            hub_children_task.abort();
+            return Ok(());
+        }
+    }
+
     // Probe every member once before deciding anything: a member not probed yet counts as
     // unreachable, and deciding then would fail workloads over for no reason.
     let members = world.member_names();
@@ -243,6 +254,8 @@ pub async fn run_with_client(
         metrics,
         backoff: Backoff::default(),
         hub_version,
+        hub_children,
+        applied: context::Applied::default(),
     });
 
     let world_changes = |rx: tokio::sync::broadcast::Receiver<()>| {
@@ -261,10 +274,6 @@ pub async fn run_with_client(
         watcher::Config::default().any_semantic(),
     )
     .with_config(config.clone())
-    .owns(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default().labels(&deployment::managed_selector()),
-    )
     .reconcile_all_on(world_changes(world_rx.resubscribe()))
     .reconcile_on(receiver_stream(workload_rx))
     .graceful_shutdown_on(shutdown.clone())
@@ -313,6 +322,7 @@ pub async fn run_with_client(
         tracing::warn!(%error, "could not release the leader lease");
     }
     watch_world.abort();
+    hub_children_task.abort();
     result
 }
 

@@ -2,7 +2,8 @@
 //! audit trail, apply (or remove) the child Deployment, write status, publish Events.
 
 use super::context::Context;
-use super::deployment::{self, FIELD_MANAGER, WORKLOAD_LABEL, check_template, desired_deployment};
+use super::deployment::{self, FIELD_MANAGER, check_template, desired_deployment};
+use super::fleet::child;
 use super::metrics::labels;
 use super::status::{self, ObservedDeployment, invalid_spec_status, truncate, workload_status};
 use crate::Error;
@@ -11,7 +12,7 @@ use crate::crd::{SovereignWorkload, SovereignWorkloadStatus, WorkloadPhase};
 use crate::policy::{Decision, Outcome, Target, decide_for_workload};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{DeserializeGuard, DynamicObject, ObjectMeta, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -226,9 +227,18 @@ async fn place(
     ctx: &Context,
     hub: Option<&str>,
 ) -> Result<Option<ObservedDeployment>, Error> {
+    let namespace = workload.namespace().unwrap_or_default();
+    let name = workload.name_any();
+    let key = format!("{}/{namespace}/{name}", target.cluster);
     if Some(target.cluster.as_str()) == hub {
         let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
-        return apply_child(&ctx.client, &desired).await.map(Some);
+        let cached = child(&ctx.hub_children, &namespace, &name);
+        if let Some(cached) = cached.filter(|c| ctx.applied.is_current(&key, &desired, c)) {
+            return Ok(Some(observe(&cached)));
+        }
+        let applied = apply_child(&ctx.client, &desired).await?;
+        ctx.applied.record(&key, &desired, &applied);
+        return Ok(Some(observe(&applied)));
     }
     let fleet = &ctx.world.fleet;
     let Some(client) = fleet.client(&target.cluster) else {
@@ -238,8 +248,11 @@ async fn place(
         }
         return Ok(None);
     };
-    let namespace = workload.namespace().unwrap_or_default();
     let desired = desired_deployment(workload, target, &ctx.world.pool_label, false)?;
+    let cached = fleet.child(&target.cluster, &namespace, &name);
+    if let Some(cached) = cached.filter(|c| ctx.applied.is_current(&key, &desired, c)) {
+        return Ok(Some(observe(&cached)));
+    }
     let applied = on_member(&target.cluster, fleet.timeout, async {
         fleet
             .ensure_namespace(&target.cluster, &client, &namespace)
@@ -247,13 +260,18 @@ async fn place(
         apply_child(&client, &desired).await
     })
     .await;
-    if let Err(Error::Kube(kube::Error::Api(status))) = &applied
-        && status.code == 404
-    {
-        // The namespace was deleted on the member since Sovra created it.
-        fleet.forget_namespace(&target.cluster, &namespace);
+    match applied {
+        Ok(applied) => {
+            ctx.applied.record(&key, &desired, &applied);
+            Ok(Some(observe(&applied)))
+        }
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
+            // The namespace was deleted on the member since Sovra created it.
+            fleet.forget_namespace(&target.cluster, &namespace);
+            Err(Error::Kube(kube::Error::Api(status)))
+        }
+        Err(error) => Err(error),
     }
-    applied.map(Some)
 }
 
 /// Bounds a call to a member: a slow member fails this reconcile (and is retried with
@@ -284,10 +302,7 @@ fn member_error(cluster: &str, message: &str) -> Error {
     }
 }
 
-async fn apply_child(
-    client: &kube::Client,
-    desired: &Deployment,
-) -> Result<ObservedDeployment, Error> {
+async fn apply_child(client: &kube::Client, desired: &Deployment) -> Result<Deployment, Error> {
     let api: Api<Deployment> = Api::namespaced(
         client.clone(),
         desired.metadata.namespace.as_deref().unwrap_or_default(),
@@ -299,15 +314,21 @@ async fn apply_child(
             &Patch::Apply(desired),
         )
         .await?;
-    let status = applied.status.unwrap_or_default();
-    Ok(ObservedDeployment {
-        ready_replicas: status.ready_replicas.unwrap_or(0),
+    Ok(applied)
+}
+
+fn observe(child: &Deployment) -> ObservedDeployment {
+    let status = child.status.as_ref();
+    ObservedDeployment {
+        ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         stalled: status
-            .conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Progressing" && c.status == "False"),
-    })
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Progressing" && c.status == "False")
+            }),
+    }
 }
 
 /// What happens to a child on a cluster the workload no longer runs on.
@@ -325,8 +346,8 @@ enum Cleanup {
     Pending(Vec<String>),
 }
 
-/// Removes this workload's children on every cluster not in `keep`: on the hub found by label
-/// (so children left by an earlier placement or a crash go too), on members from their caches.
+/// Removes this workload's children on every cluster not in `keep`, found in the caches of
+/// Sovra-managed Deployments (so children left by an earlier placement or a crash go too).
 async fn remove_children(
     workload: &SovereignWorkload,
     ctx: &Context,
@@ -335,21 +356,19 @@ async fn remove_children(
 ) -> Result<Cleanup, Error> {
     let namespace = workload.namespace().unwrap_or_default();
     let name = workload.name_any();
-    let hub: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!("{},{WORKLOAD_LABEL}={name}", deployment::managed_selector(),);
-    let hub_cluster = ctx.world.snapshot().hub.clone().unwrap_or_default();
-    for child in hub.list(&ListParams::default().labels(&selector)).await? {
-        let cluster = child
-            .labels()
-            .get(deployment::CLUSTER_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        // A hub child labelled for a member is a leftover too: children live on their cluster.
-        if keep.contains(&cluster) && cluster == hub_cluster {
-            continue;
+    let hub_cluster = ctx.world.snapshot().hub.clone();
+    if let Some(found) = child(&ctx.hub_children, &namespace, &name) {
+        let labelled = found.labels().get(deployment::CLUSTER_LABEL);
+        // A hub child labelled for another cluster is a leftover too.
+        let kept = hub_cluster
+            .as_ref()
+            .is_some_and(|hub| keep.contains(hub) && labelled == Some(hub));
+        if !kept {
+            let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+            remove_child(&api, &found, removal).await?;
+            let hub_key = hub_cluster.unwrap_or_default();
+            ctx.applied.forget(&format!("{hub_key}/{namespace}/{name}"));
         }
-        let replicas = child.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        remove_child(&hub, &child.name_any(), replicas, removal).await?;
     }
 
     let fleet = &ctx.world.fleet;
@@ -358,10 +377,9 @@ async fn remove_children(
         if keep.contains(&member) {
             continue;
         }
-        let children = fleet.children(&member, &namespace, &name);
-        if children.is_empty() {
+        let Some(found) = fleet.child(&member, &namespace, &name) else {
             continue;
-        }
+        };
         let Some(client) = fleet.client(&member) else {
             match &mut cleanup {
                 Cleanup::Pending(members) => members.push(member),
@@ -370,23 +388,19 @@ async fn remove_children(
             continue;
         };
         let api: Api<Deployment> = Api::namespaced(client, &namespace);
-        on_member(&member, fleet.timeout, async {
-            for child in &children {
-                remove_child(&api, &child.name, child.replicas, removal).await?;
-            }
-            Ok(())
-        })
-        .await?;
+        on_member(&member, fleet.timeout, remove_child(&api, &found, removal)).await?;
+        ctx.applied.forget(&format!("{member}/{namespace}/{name}"));
     }
     Ok(cleanup)
 }
 
 async fn remove_child(
     api: &Api<Deployment>,
-    name: &str,
-    replicas: i32,
+    child: &Deployment,
     removal: Removal,
 ) -> Result<(), Error> {
+    let name = &child.name_any();
+    let replicas = child.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let result = match removal {
         Removal::Delete => api
             .delete(name, &DeleteParams::background())
