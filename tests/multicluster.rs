@@ -704,3 +704,129 @@ async fn with_failover_but_nowhere_to_go_the_placement_is_kept_and_never_scaled_
     assert_eq!(child["spec"]["replicas"], 2);
     assert_eq!(audit_actions(&operator.audit_log), ["Placed"]);
 }
+
+#[tokio::test]
+async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_before_it_goes() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    eventually("drain finalizer on the member", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .filter(|c| c["metadata"]["finalizers"] == json!(["sovra.dev/drain"]))
+    })
+    .await;
+
+    hub.delete(&clusters(), None, "bund-de-1").unwrap();
+    eventually("moved to bund-de-2", WAIT, || async {
+        (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
+    })
+    .await;
+    eventually("member drained and gone", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        members["bund-de-1"]
+            .get(&deployments(), Some(NAMESPACE), "tax")
+            .is_none(),
+        "nothing of Sovra is left on the deleted member: {:?}",
+        hub.list(&events(), Some("default"))
+            .iter()
+            .map(|e| e["reason"].clone())
+            .collect::<Vec<_>>()
+    );
+    wait_for_event(&hub, "default", "bund-de-1", "Drained").await;
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Moved"]);
+}
+
+#[tokio::test]
+async fn a_member_that_is_down_when_the_operator_starts_keeps_its_placements() {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    operator.shutdown().await.unwrap();
+
+    members["bund-de-1"].stop().await;
+    let _operator = start_operator(&hub, dir.path(), "sovra-1", false);
+    // From the pools its status last reported, the placement is kept, not refused or moved.
+    wait_for_phase(&hub, "tax", "Degraded").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    assert!(running_children(&members["bund-de-2"], "tax").is_empty());
+    members["bund-de-1"].restart().await;
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+}
+
+#[tokio::test]
+async fn a_rotated_kubeconfig_is_picked_up_and_a_broken_one_is_reported() {
+    let hub = hub_server().await;
+    let old = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &old);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+
+    // The member moved to a new endpoint (same cluster, new address): the Secret is updated.
+    let new = member_server("DE").await;
+    new.faults().require_token(Some("rotated".into()));
+    hub.put(kubeconfig_secret(
+        "bund-de-1-kubeconfig",
+        &new.kubeconfig_yaml(),
+    ))
+    .unwrap();
+    old.stop().await;
+    eventually("probed through the new kubeconfig", WAIT, || async {
+        new.requests()
+            .iter()
+            .any(|r| r.path == "/version")
+            .then_some(())
+    })
+    .await;
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+
+    hub.put(kubeconfig_secret(
+        "bund-de-1-kubeconfig",
+        "not: [a, kubeconfig",
+    ))
+    .unwrap();
+    wait_for_reachable(&hub, "bund-de-1", "False", "KubeconfigInvalid").await;
+    wait_for_event(&hub, "default", "bund-de-1", "ClusterUnreachable").await;
+}
+
+#[tokio::test]
+async fn deleting_a_member_that_cannot_be_reached_lets_it_go_with_a_warning() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+
+    member.stop().await;
+    wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    hub.delete(&clusters(), None, "bund-de-1").unwrap();
+    let skipped = wait_for_event(&hub, "default", "bund-de-1", "DrainSkipped").await;
+    assert!(
+        skipped["note"]
+            .as_str()
+            .unwrap()
+            .contains("1 Sovra Deployment")
+    );
+    eventually("cluster gone", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Nowhere else to go: refused, not silently kept on a cluster that no longer exists.
+    wait_for_phase(&hub, "tax", "Refused").await;
+}

@@ -16,10 +16,15 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Finalizer on member SovereignClusters: Sovra's Deployments on a member are removed (its
+/// workloads moved elsewhere) before Sovra lets go of the connection to it.
+pub const DRAIN_FINALIZER: &str = "sovra.dev/drain";
 
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<SovereignCluster>>,
@@ -29,9 +34,110 @@ pub async fn reconcile(
         Ok(cluster) => cluster,
         Err(invalid) => {
             tracing::warn!(name = ?invalid.metadata.name, error = %invalid.error, "SovereignCluster does not match the schema");
+            if invalid.metadata.deletion_timestamp.is_some() {
+                release_invalid(&invalid.metadata, &ctx).await?;
+            }
             return Ok(Action::await_change());
         }
     };
+    let is_member = is_member(cluster);
+    let has_finalizer = cluster.finalizers().iter().any(|f| f == DRAIN_FINALIZER);
+    if !is_member && !has_finalizer {
+        return observe(cluster, &ctx).await;
+    }
+    let api: Api<SovereignCluster> = Api::all(ctx.client.clone());
+    let ctx2 = ctx.clone();
+    finalizer(
+        &api,
+        DRAIN_FINALIZER,
+        Arc::new(cluster.clone()),
+        |event| async move {
+            match event {
+                Finalizer::Apply(cluster) => observe(&cluster, &ctx2).await,
+                Finalizer::Cleanup(cluster) => drain(&cluster, &ctx2).await,
+            }
+        },
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn is_member(cluster: &SovereignCluster) -> bool {
+    !cluster.spec.connection.local && cluster.spec.connection.kubeconfig_secret_ref.is_some()
+}
+
+/// A member being deleted is out of every decision already, so its workloads move elsewhere
+/// and their reconciles remove the children there. Waits for that while the member answers;
+/// a member that does not answer (decommissioned, say) is let go with a Warning, since waiting
+/// for it could block forever.
+async fn drain(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Error> {
+    let name = cluster.name_any();
+    let fleet = &ctx.world.fleet;
+    if !is_member(cluster) {
+        return Ok(Action::await_change());
+    }
+    let remaining = fleet.child_count(&name);
+    match fleet.client(&name) {
+        // An error keeps the finalizer (and so the connection); retried with backoff.
+        Some(_) if remaining > 0 => Err(Error::MemberCluster {
+            cluster: name,
+            message: format!("draining: {remaining} Sovra Deployment(s) remain"),
+        }),
+        Some(_) => {
+            publish(
+                ctx,
+                cluster,
+                EventType::Normal,
+                "Drained",
+                "Delete",
+                "no Sovra Deployments remain on the cluster",
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        None => {
+            publish(
+                ctx,
+                cluster,
+                EventType::Warning,
+                "DrainSkipped",
+                "Delete",
+                &format!(
+                    "the cluster cannot be reached; {remaining} Sovra Deployment(s) last seen there were not removed"
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Lets go of a SovereignCluster that does not deserialize and is being deleted.
+async fn release_invalid(meta: &kube::core::ObjectMeta, ctx: &Context) -> Result<(), Error> {
+    let finalizers: Vec<String> = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != DRAIN_FINALIZER)
+        .cloned()
+        .collect();
+    if finalizers.len() == meta.finalizers.as_ref().map_or(0, Vec::len) {
+        return Ok(());
+    }
+    let api: Api<SovereignCluster> = Api::all(ctx.client.clone());
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}});
+    api.patch_metadata(
+        &meta.name.clone().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Probes the cluster (members), writes its status and reports lost sovereignty.
+async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Error> {
     let now = Time(jiff::Timestamp::now());
     let name = cluster.name_any();
     let (pools, link, requeue) = match &cluster.spec.connection.kubeconfig_secret_ref {
@@ -58,7 +164,7 @@ pub async fn reconcile(
         .get_or_create(&labels(&[("cluster", &name)]))
         .set(i64::from(link.reachable));
     let status = cluster_status(cluster, &pools, &link, &now);
-    publish_reachability(&ctx, cluster, &status).await;
+    publish_reachability(ctx, cluster, &status).await;
 
     let lost = sovereignty_lost(cluster.status.as_ref(), &status);
     if !lost.is_empty() {
@@ -74,7 +180,7 @@ pub async fn reconcile(
             })
             .await?;
         publish(
-            &ctx,
+            ctx,
             cluster,
             EventType::Warning,
             "SovereigntyLost",

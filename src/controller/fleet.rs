@@ -197,6 +197,14 @@ impl Fleet {
         child(&caches.deployments, namespace, workload)
     }
 
+    /// How many Sovra-managed Deployments the member's cache holds.
+    pub fn child_count(&self, cluster: &str) -> usize {
+        self.lock()
+            .get(cluster)
+            .and_then(|m| m.caches.as_ref())
+            .map_or(0, |c| c.deployments.state().len())
+    }
+
     /// Creates `namespace` on the member when it is missing, labelled as Sovra-managed.
     pub async fn ensure_namespace(
         &self,
