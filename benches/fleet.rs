@@ -4,13 +4,15 @@
 //! times and their ratio. Run with `make bench`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use sovra::cli::RunArgs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use test_apiserver::{ResourceRef, TestApiServer};
 
@@ -34,15 +36,8 @@ async fn hub() -> TestApiServer {
     for crd in sovra::crd::all() {
         hub.put(serde_json::to_value(crd).unwrap()).unwrap();
     }
-    let classes = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/sensitivityclasses.yaml"),
-    )
-    .unwrap();
-    for doc in serde_norway::Deserializer::from_str(&classes) {
-        let class: Value = serde::Deserialize::deserialize(doc).unwrap();
-        if !class.is_null() {
-            hub.put(class).unwrap();
-        }
+    for class in support::yaml_objects("deploy/sensitivityclasses.yaml") {
+        hub.put(class).unwrap();
     }
     for ns in [NAMESPACE, "sovra-system"] {
         hub.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
@@ -61,25 +56,11 @@ async fn member(hub: &TestApiServer, i: usize) -> TestApiServer {
             .unwrap();
     }
     let name = member_name(i);
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{name}-kubeconfig")),
-            namespace: Some("sovra-system".into()),
-            ..Default::default()
-        },
-        data: Some(
-            [(
-                "kubeconfig".to_owned(),
-                k8s_openapi::ByteString(member.kubeconfig_yaml().into_bytes()),
-            )]
-            .into(),
-        ),
-        ..Default::default()
-    };
-    let mut secret = serde_json::to_value(secret).unwrap();
-    secret["apiVersion"] = json!("v1");
-    secret["kind"] = json!("Secret");
-    hub.put(secret).unwrap();
+    hub.put(support::kubeconfig_secret(
+        &format!("{name}-kubeconfig"),
+        &member.kubeconfig_yaml(),
+    ))
+    .unwrap();
     hub.put(json!({
         "apiVersion": "sovra.dev/v1alpha1", "kind": "SovereignCluster",
         "metadata": {"name": name},

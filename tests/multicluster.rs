@@ -308,19 +308,8 @@ async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates()
 
     // Deleting the workload removes its child on the member through the finalizer.
     hub.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
-    eventually("child removed from the member", WAIT, || async {
-        member
-            .get(&deployments(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    eventually("workload gone", WAIT, || async {
-        hub.get(&workloads(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(member, &deployments(), Some(NAMESPACE), "tax").await;
+    wait_gone(&hub, &workloads(), Some(NAMESPACE), "tax").await;
     assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Released"]);
     observer.assert_clean();
 }
@@ -449,12 +438,7 @@ async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_c
     // The member comes back with the old child still on it: Sovra removes it.
     let returned = std::time::Instant::now();
     down.restart().await;
-    eventually("the old child is removed", WAIT, || async {
-        down.get(&deployments(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(down, &deployments(), Some(NAMESPACE), "tax").await;
     println!(
         "old child removed {} ms after its member returned",
         returned.elapsed().as_millis()
@@ -494,13 +478,7 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
         (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
     })
     .await;
-    eventually("old child removed", WAIT, || async {
-        first
-            .get(&deployments(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(first, &deployments(), Some(NAMESPACE), "tax").await;
     assert!(
         members["bund-de-2"]
             .get(&deployments(), Some(NAMESPACE), "tax")
@@ -569,13 +547,7 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "tax", "Placed").await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
-    eventually("orphan removed", WAIT, || async {
-        orphan_home
-            .get(&deployments(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(orphan_home, &deployments(), Some(NAMESPACE), "tax").await;
 
     // Deleting while the member is down: the finalizer holds until it can remove the child.
     let placed = &members["bund-de-1"];
@@ -588,19 +560,8 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
         "the finalizer holds while the member's child cannot be removed"
     );
     placed.restart().await;
-    eventually("child removed after the member returned", WAIT, || async {
-        placed
-            .get(&deployments(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    eventually("workload gone", WAIT, || async {
-        hub.get(&workloads(), Some(NAMESPACE), "tax")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(placed, &deployments(), Some(NAMESPACE), "tax").await;
+    wait_gone(&hub, &workloads(), Some(NAMESPACE), "tax").await;
 }
 
 #[tokio::test]
@@ -724,12 +685,7 @@ async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_befo
         (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
     })
     .await;
-    eventually("member drained and gone", WAIT, || async {
-        hub.get(&clusters(), None, "bund-de-1")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&hub, &clusters(), None, "bund-de-1").await;
     assert!(
         members["bund-de-1"]
             .get(&deployments(), Some(NAMESPACE), "tax")
@@ -821,12 +777,7 @@ async fn deleting_a_member_that_cannot_be_reached_lets_it_go_with_a_warning() {
             .unwrap()
             .contains("1 Sovra Deployment")
     );
-    eventually("cluster gone", WAIT, || async {
-        hub.get(&clusters(), None, "bund-de-1")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&hub, &clusters(), None, "bund-de-1").await;
     // Nowhere else to go: refused, not silently kept on a cluster that no longer exists.
     wait_for_phase(&hub, "tax", "Refused").await;
 }

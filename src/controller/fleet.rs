@@ -8,9 +8,9 @@
 //! the Deployment cache to place, find and remove children.
 
 use super::deployment::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, WORKLOAD_LABEL, managed_selector};
-use super::world::strip_node;
+use super::world::{pools_of, strip_node};
 use crate::crd::{SecretKeyRef, SovereignCluster, SovereignWorkload};
-use crate::policy::{NodeFacts, NodePool, node_pools};
+use crate::policy::NodePool;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
@@ -165,14 +165,7 @@ impl Fleet {
         if !caches.nodes_synced.load(Ordering::SeqCst) {
             return None;
         }
-        let mut nodes: Vec<NodeFacts> = caches
-            .nodes
-            .state()
-            .iter()
-            .map(|n| NodeFacts::from_node(n))
-            .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Some(node_pools(&nodes, pool_label))
+        Some(pools_of(&caches.nodes, pool_label))
     }
 
     /// A client for a member that answered its last probe.

@@ -81,12 +81,7 @@ pub fn workload_status(
         .collect();
     let desired = workload.spec.replicas.max(0);
     let ready: i32 = placements.iter().map(|p| p.ready_replicas).sum();
-    let unreachable: Vec<&str> = decision
-        .targets()
-        .iter()
-        .filter(|t| !t.reachable)
-        .map(|t| t.cluster.as_str())
-        .collect();
+    let unreachable = decision.unreachable_clusters();
     let stalled = decision
         .targets()
         .iter()

@@ -169,12 +169,7 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     write_status(workload, ctx, status).await?;
     publish_decision(ctx, workload, &decision, &change).await;
     if newly_unreachable {
-        let unreachable: Vec<&str> = decision
-            .targets()
-            .iter()
-            .filter(|t| !t.reachable)
-            .map(|t| t.cluster.as_str())
-            .collect();
+        let unreachable = decision.unreachable_clusters();
         let note = format!(
             "cluster {} cannot be reached; its placement is kept and runs on unobserved (set spec.placement.failover: true to place elsewhere)",
             unreachable.join(", ")

@@ -46,6 +46,17 @@ pub struct Snapshot {
     pub hub_pools: Vec<NodePool>,
 }
 
+/// The node pools of a cluster from its cache of (stripped) Nodes.
+pub fn pools_of(nodes: &Store<Node>, pool_label: &str) -> Vec<NodePool> {
+    let mut facts: Vec<NodeFacts> = nodes
+        .state()
+        .iter()
+        .map(|n| NodeFacts::from_node(n))
+        .collect();
+    facts.sort_by(|a, b| a.name.cmp(&b.name));
+    node_pools(&facts, pool_label)
+}
+
 /// Removes everything of a Node that placement does not read.
 pub fn strip_node(node: &mut Node) {
     node.metadata.managed_fields = None;
@@ -109,14 +120,7 @@ impl World {
             .map(|c| (c.metadata.name.clone().unwrap_or_default(), c.spec.clone()))
             .collect();
 
-        let mut hub_nodes: Vec<NodeFacts> = self
-            .nodes
-            .state()
-            .iter()
-            .map(|n| NodeFacts::from_node(n))
-            .collect();
-        hub_nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let hub_pools = node_pools(&hub_nodes, &self.pool_label);
+        let hub_pools = pools_of(&self.nodes, &self.pool_label);
 
         // The hub is always reachable from inside itself. A member is reachable when its
         // last probe succeeded; until its Node cache has synced (or while it cannot be

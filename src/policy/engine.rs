@@ -135,6 +135,15 @@ impl Decision {
         }
     }
 
+    /// Clusters of kept placements that cannot be reached now.
+    pub fn unreachable_clusters(&self) -> Vec<&str> {
+        self.targets()
+            .iter()
+            .filter(|t| !t.reachable)
+            .map(|t| t.cluster.as_str())
+            .collect()
+    }
+
     /// The reason that best explains a refusal, for condition reasons and metric labels: when
     /// some clusters qualify but fewer than asked for, that; otherwise a reason against a
     /// whole cluster outweighs one against a single pool.

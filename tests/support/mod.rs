@@ -413,3 +413,16 @@ pub fn running_children(server: &TestApiServer, workload: &str) -> Vec<Value> {
         .filter(|d| d.pointer("/spec/replicas").and_then(Value::as_i64) != Some(0))
         .collect()
 }
+
+/// Waits until `name` no longer exists on `server`.
+pub async fn wait_gone(
+    server: &TestApiServer,
+    res: &ResourceRef,
+    namespace: Option<&str>,
+    name: &str,
+) {
+    eventually(&format!("{} {name} gone", res.plural), WAIT, || async {
+        server.get(res, namespace, name).is_none().then_some(())
+    })
+    .await;
+}
