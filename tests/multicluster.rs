@@ -164,6 +164,37 @@ fn fleet_of(hub: &TestApiServer, members: &BTreeMap<&'static str, TestApiServer>
     fleet
 }
 
+/// A scenario's start: hub and members, the operator, an observer, and `tax` (internal, DE
+/// only) placed on `bund-de-1`.
+struct TaxOnMember {
+    hub: TestApiServer,
+    members: BTreeMap<&'static str, TestApiServer>,
+    operator: Operator,
+    observer: Observer,
+    _dir: tempfile::TempDir,
+}
+
+async fn tax_on_member(replicas: i32, placement: Value) -> TaxOnMember {
+    let (hub, members) = hub_with_members().await;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let observer = Observer::start(
+        &hub,
+        fleet_of(&hub, &members),
+        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
+    );
+    hub.put(internal_in_de("tax", replicas, placement)).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer,
+        _dir: dir,
+    }
+}
+
 #[tokio::test]
 async fn a_member_reports_its_version_and_node_pools_in_status() {
     let (hub, _members) = hub_with_members().await;
@@ -245,20 +276,15 @@ async fn bad_connections_each_get_a_clear_condition_and_a_warning_and_the_operat
 
 #[tokio::test]
 async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates() {
-    let (hub, members) = hub_with_members().await;
-    let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    let observer = Observer::start(
-        &hub,
-        fleet_of(&hub, &members),
-        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
-    );
-
-    hub.put(internal_in_de("tax", 2, json!({}))).unwrap();
-    let placed = wait_for_phase(&hub, "tax", "Placed").await;
-    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    let TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer,
+        _dir,
+    } = tax_on_member(2, json!({})).await;
     assert_eq!(
-        placed["status"]["placements"][0]["nodePools"],
+        hub.get(&workloads(), Some(NAMESPACE), "tax").unwrap()["status"]["placements"][0]["nodePools"],
         json!(["general"])
     );
 
@@ -362,17 +388,13 @@ async fn replicas_spread_over_n_distinct_compliant_clusters_and_too_few_is_a_ref
 
 #[tokio::test]
 async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_without_failover() {
-    let (hub, members) = hub_with_members().await;
-    let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    let observer = Observer::start(
-        &hub,
-        fleet_of(&hub, &members),
-        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
-    );
-    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
-    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    let TaxOnMember {
+        hub,
+        members,
+        operator: _operator,
+        observer,
+        _dir,
+    } = tax_on_member(1, json!({})).await;
 
     members["bund-de-1"].stop().await;
     wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
@@ -407,18 +429,13 @@ async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_witho
 #[tokio::test]
 async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_converges_to_one_on_return()
  {
-    let (hub, members) = hub_with_members().await;
-    let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    let observer = Observer::start(
-        &hub,
-        fleet_of(&hub, &members),
-        vec![("tax", vec!["bund-de-1", "bund-de-2"], 1)],
-    );
-    hub.put(internal_in_de("tax", 2, json!({"failover": true})))
-        .unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
-    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    let TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer,
+        _dir,
+    } = tax_on_member(2, json!({"failover": true})).await;
 
     let down = &members["bund-de-1"];
     observer.cut_off.lock().unwrap().insert("bund-de-1".into());
@@ -456,12 +473,13 @@ async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_c
 
 #[tokio::test]
 async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break() {
-    let (hub, members) = hub_with_members().await;
-    let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
-    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    let TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer: _observer,
+        _dir,
+    } = tax_on_member(1, json!({})).await;
 
     let first = &members["bund-de-1"];
     for name in ["general-0", "general-1"] {
@@ -668,12 +686,13 @@ async fn with_failover_but_nowhere_to_go_the_placement_is_kept_and_never_scaled_
 
 #[tokio::test]
 async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_before_it_goes() {
-    let (hub, members) = hub_with_members().await;
-    let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
-    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    let TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer: _observer,
+        _dir,
+    } = tax_on_member(1, json!({})).await;
     eventually("drain finalizer on the member", WAIT, || async {
         hub.get(&clusters(), None, "bund-de-1")
             .filter(|c| c["metadata"]["finalizers"] == json!(["sovra.dev/drain"]))
