@@ -195,6 +195,21 @@ async fn tax_on_member(replicas: i32, placement: Value) -> TaxOnMember {
     }
 }
 
+/// The hub and a single member `bund-de-1`, with `tax` placed there: nowhere else qualifies.
+async fn tax_on_only_member(
+    replicas: i32,
+    placement: Value,
+) -> (TestApiServer, TestApiServer, Operator, tempfile::TempDir) {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", replicas, placement)).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    (hub, member, operator, dir)
+}
+
 #[tokio::test]
 async fn a_member_reports_its_version_and_node_pools_in_status() {
     let (hub, _members) = hub_with_members().await;
@@ -512,14 +527,7 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
 
 #[tokio::test]
 async fn sovereignty_lost_with_nowhere_to_go_scales_to_zero_and_refuses() {
-    let hub = hub_server().await;
-    let member = member_server("DE").await;
-    join(&hub, member_cluster("bund-de-1", "DE"), &member);
-    let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    hub.put(internal_in_de("tax", 3, json!({"failover": true})))
-        .unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
+    let (hub, member, _operator, _dir) = tax_on_only_member(3, json!({"failover": true})).await;
 
     let mut cluster = hub.get(&clusters(), None, "bund-de-1").unwrap();
     cluster["spec"]["provider"]["headquartersCountry"] = json!("US");
@@ -664,14 +672,7 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
 
 #[tokio::test]
 async fn with_failover_but_nowhere_to_go_the_placement_is_kept_and_never_scaled_down() {
-    let hub = hub_server().await;
-    let member = member_server("DE").await;
-    join(&hub, member_cluster("bund-de-1", "DE"), &member);
-    let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    hub.put(internal_in_de("tax", 2, json!({"failover": true})))
-        .unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
+    let (hub, member, operator, _dir) = tax_on_only_member(2, json!({"failover": true})).await;
 
     member.stop().await;
     wait_for_phase(&hub, "tax", "Degraded").await;
@@ -778,13 +779,7 @@ async fn a_rotated_kubeconfig_is_picked_up_and_a_broken_one_is_reported() {
 
 #[tokio::test]
 async fn deleting_a_member_that_cannot_be_reached_lets_it_go_with_a_warning() {
-    let hub = hub_server().await;
-    let member = member_server("DE").await;
-    join(&hub, member_cluster("bund-de-1", "DE"), &member);
-    let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
-    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
-    wait_for_phase(&hub, "tax", "Placed").await;
+    let (hub, member, _operator, _dir) = tax_on_only_member(1, json!({})).await;
 
     member.stop().await;
     wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;

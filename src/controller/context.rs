@@ -10,7 +10,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub struct Context {
@@ -79,6 +79,12 @@ pub struct Applied {
 }
 
 impl Applied {
+    fn children(&self) -> MutexGuard<'_, HashMap<String, (u64, Option<i64>)>> {
+        self.children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn digest(desired: &Deployment) -> u64 {
         let mut hasher = DefaultHasher::new();
         serde_json::to_string(desired)
@@ -89,26 +95,17 @@ impl Applied {
 
     /// True when `cached` is exactly what Sovra applied last as `desired`.
     pub fn is_current(&self, key: &str, desired: &Deployment, cached: &Deployment) -> bool {
-        let children = self
-            .children
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let children = self.children();
         children.get(key) == Some(&(Self::digest(desired), cached.metadata.generation))
     }
 
     pub fn forget(&self, key: &str) {
-        let mut children = self
-            .children
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut children = self.children();
         children.remove(key);
     }
 
     pub fn record(&self, key: &str, desired: &Deployment, applied: &Deployment) {
-        let mut children = self
-            .children
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut children = self.children();
         children.insert(
             key.to_owned(),
             (Self::digest(desired), applied.metadata.generation),
