@@ -242,9 +242,12 @@ async fn bad_connections_each_get_a_clear_condition_and_a_warning_and_the_operat
     let hub = hub_server().await;
     // No Secret at all.
     hub.put(member_cluster("no-secret", "DE")).unwrap();
-    // A Secret that holds no kubeconfig.
-    hub.put(kubeconfig_secret("garbage-kubeconfig", "clusters: [[["))
-        .unwrap();
+    // A Secret that holds no kubeconfig but something secret: never quoted back.
+    hub.put(kubeconfig_secret(
+        "garbage-kubeconfig",
+        "db-password: hunter2-do-not-leak\nclusters: [[[",
+    ))
+    .unwrap();
     hub.put(member_cluster("garbage", "DE")).unwrap();
     // A kubeconfig that would run a command inside the operator.
     let exec = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://x:6443'}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
@@ -277,9 +280,11 @@ async fn bad_connections_each_get_a_clear_condition_and_a_warning_and_the_operat
             .unwrap()
             .to_owned();
         assert!(message.contains(says), "{cluster}: {message}");
+        assert!(!message.contains("hunter2"), "{cluster}: {message}");
         let event = wait_for_event(&hub, "default", cluster, "ClusterUnreachable").await;
         assert_eq!(event["type"], "Warning");
         assert!(event["note"].as_str().unwrap().contains(reason));
+        assert!(!event["note"].as_str().unwrap().contains("hunter2"));
     }
 
     // Nothing is placed on any of them, and the hub still places.
@@ -569,7 +574,7 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     orphan_home.put(orphan.take()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
     hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "tax", "Placed").await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
@@ -588,6 +593,11 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     placed.restart().await;
     wait_gone(placed, &deployments(), Some(NAMESPACE), "tax").await;
     wait_gone(&hub, &workloads(), Some(NAMESPACE), "tax").await;
+    assert_eq!(
+        audit_actions(&operator.audit_log),
+        ["Placed", "Released"],
+        "the release is recorded once, when it can be carried out"
+    );
 }
 
 #[tokio::test]
@@ -794,4 +804,54 @@ async fn deleting_a_member_that_cannot_be_reached_lets_it_go_with_a_warning() {
     wait_gone(&hub, &clusters(), None, "bund-de-1").await;
     // Nowhere else to go: refused, not silently kept on a cluster that no longer exists.
     wait_for_phase(&hub, "tax", "Refused").await;
+}
+
+#[tokio::test]
+async fn one_failed_probe_does_not_fail_a_workload_over() {
+    let TaxOnMember {
+        hub,
+        members,
+        operator,
+        observer,
+        _dir,
+    } = tax_on_member(1, json!({"failover": true})).await;
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    members["bund-de-1"]
+        .faults()
+        .fail_next(RequestMatcher::verb("list").resource("nodes"), 500, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
+    assert_eq!(audit_actions(&operator.audit_log), ["Placed"]);
+    assert!(events_for(&hub, "default", "bund-de-1", "ClusterUnreachable").is_empty());
+    observer.assert_clean();
+}
+
+#[tokio::test]
+async fn two_clusters_on_one_api_server_leave_each_other_s_children_alone() {
+    let hub = hub_server().await;
+    let shared = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &shared);
+    join(&hub, member_cluster("bund-de-1-alias", "DE"), &shared);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deletes = shared
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "delete" && r.resource == "deployments")
+        .count();
+    assert_eq!(deletes, 0, "neither cluster removes the other's child");
+    assert!(shared.get(&deployments(), Some(NAMESPACE), "tax").is_some());
+}
+
+#[tokio::test]
+async fn deleting_the_only_member_refuses_its_workload_and_removes_the_scaled_down_child() {
+    let (hub, member, _operator, _dir) = tax_on_only_member(2, json!({})).await;
+    hub.delete(&clusters(), None, "bund-de-1").unwrap();
+    wait_for_phase(&hub, "tax", "Refused").await;
+    wait_gone(&hub, &clusters(), None, "bund-de-1").await;
+    assert!(member.get(&deployments(), Some(NAMESPACE), "tax").is_none());
+    wait_for_event(&hub, "default", "bund-de-1", "Drained").await;
 }

@@ -2,7 +2,7 @@
 //! reachability. Reports `SovereigntyLost` when a pool or the cluster stops being sovereign;
 //! the workload controller then moves or refuses the affected workloads.
 
-use super::context::Context;
+use super::context::{Context, lock};
 use super::deployment::FIELD_MANAGER;
 use super::fleet::{Health, pools_from_status};
 use super::metrics::labels;
@@ -11,8 +11,9 @@ use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
 use crate::policy::{NodePool, jurisdiction_of};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -66,50 +67,106 @@ fn is_member(cluster: &SovereignCluster) -> bool {
     !cluster.spec.connection.local && cluster.spec.connection.kubeconfig_secret_ref.is_some()
 }
 
+/// Missed probes after which a member being deleted is let go without draining it.
+const DRAIN_GRACE_PROBES: u32 = 4;
+
 /// A member being deleted is out of every decision already, so its workloads move elsewhere
-/// and their reconciles remove the children there. Waits for that while the member answers;
-/// a member that does not answer (decommissioned, say) is let go with a Warning, since waiting
-/// for it could block forever.
+/// (make before break) and their reconciles remove the children there. Drain waits for that,
+/// then removes what is left: children that run nothing (of refused workloads) and orphans.
+/// A member that does not answer within a grace period (decommissioned, say) is let go with a
+/// Warning, since waiting for it could block forever.
 async fn drain(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let fleet = &ctx.world.fleet;
-    if !is_member(cluster) {
+    let Some(secret) = cluster
+        .spec
+        .connection
+        .kubeconfig_secret_ref
+        .as_ref()
+        .filter(|_| is_member(cluster))
+    else {
         return Ok(Action::await_change());
-    }
-    let remaining = fleet.child_count(&name);
-    match fleet.client(&name) {
+    };
+    // Only cleanup runs for a cluster being deleted: probe here, or its health stays frozen.
+    fleet
+        .probe(&name, secret, &ctx.client, &ctx.namespace)
+        .await;
+    let since = cluster
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t.0)).ok())
+        .unwrap_or_default();
+    let grace = ctx.probe_interval.saturating_mul(DRAIN_GRACE_PROBES);
+    let waiting = |message: String| {
+        Err(Error::MemberCluster {
+            cluster: name.clone(),
+            message,
+        })
+    };
+    let (Some(client), Some(children)) = (fleet.client(&name), fleet.children_on(&name)) else {
+        if since < grace {
+            return waiting("being deleted but not reachable; waiting before letting go".into());
+        }
+        let seen = fleet.children_on(&name).map_or(0, |c| c.len());
+        publish(
+            ctx,
+            cluster,
+            EventType::Warning,
+            "DrainSkipped",
+            "Delete",
+            &format!(
+                "the cluster cannot be reached; {seen} Sovra Deployment(s) last seen there were not removed"
+            ),
+        )
+        .await;
+        forget_cluster(ctx, &name);
+        return Ok(Action::await_change());
+    };
+    let running = children
+        .iter()
+        .filter(|c| c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0)
+        .count();
+    if running > 0 && since < grace {
         // An error keeps the finalizer (and so the connection); retried with backoff.
-        Some(_) if remaining > 0 => Err(Error::MemberCluster {
-            cluster: name,
-            message: format!("draining: {remaining} Sovra Deployment(s) remain"),
-        }),
-        Some(_) => {
-            publish(
-                ctx,
-                cluster,
-                EventType::Normal,
-                "Drained",
-                "Delete",
-                "no Sovra Deployments remain on the cluster",
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        None => {
-            publish(
-                ctx,
-                cluster,
-                EventType::Warning,
-                "DrainSkipped",
-                "Delete",
-                &format!(
-                    "the cluster cannot be reached; {remaining} Sovra Deployment(s) last seen there were not removed"
-                ),
-            )
-            .await;
-            Ok(Action::await_change())
+        return waiting(format!(
+            "draining: {running} Sovra Deployment(s) still run; their workloads are moving"
+        ));
+    }
+    for child in &children {
+        let api: Api<Deployment> =
+            Api::namespaced(client.clone(), &child.namespace().unwrap_or_default());
+        let deleted = tokio::time::timeout(
+            fleet.timeout,
+            api.delete(&child.name_any(), &DeleteParams::background()),
+        )
+        .await;
+        match deleted {
+            Ok(Ok(_)) => {}
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return waiting("deleting a Deployment timed out".into()),
         }
     }
+    let note = if running > 0 {
+        format!(
+            "{running} Sovra Deployment(s) whose workloads did not move within {} s were removed",
+            grace.as_secs()
+        )
+    } else {
+        "no Sovra Deployments remain on the cluster".to_owned()
+    };
+    publish(ctx, cluster, EventType::Normal, "Drained", "Delete", &note).await;
+    forget_cluster(ctx, &name);
+    Ok(Action::await_change())
+}
+
+/// Drops what Sovra kept about a cluster that is gone.
+fn forget_cluster(ctx: &Context, name: &str) {
+    ctx.metrics
+        .cluster_reachable
+        .remove(&labels(&[("cluster", name)]));
+    lock(&ctx.cluster_statuses).remove(name);
 }
 
 /// Lets go of a SovereignCluster that does not deserialize and is being deleted.
@@ -138,6 +195,15 @@ async fn release_invalid(meta: &kube::core::ObjectMeta, ctx: &Context) -> Result
 
 /// Probes the cluster (members), writes its status and reports lost sovereignty.
 async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Error> {
+    // Compare with the status Sovra last wrote: the cache may not show that write yet, and
+    // comparing with an older status would report the same loss or outage twice.
+    let written = lock(&ctx.cluster_statuses)
+        .get(&cluster.name_any())
+        .cloned();
+    let cluster = &SovereignCluster {
+        status: written.or_else(|| cluster.status.clone()),
+        ..cluster.clone()
+    };
     let now = Time(jiff::Timestamp::now());
     let name = cluster.name_any();
     let (pools, link, requeue) = match &cluster.spec.connection.kubeconfig_secret_ref {
@@ -151,7 +217,13 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             let pools = fleet
                 .pools(&name, &ctx.world.pool_label)
                 .unwrap_or_else(|| pools_from_status(cluster));
-            (pools, Link::member(&health), ctx.probe_interval)
+            // A member that just failed a probe is probed again soon, to confirm or clear it.
+            let next = if fleet.is_suspect(&name) {
+                ctx.probe_interval.min(Duration::from_secs(1))
+            } else {
+                ctx.probe_interval
+            };
+            (pools, Link::member(&health), next)
         }
         _ => (
             ctx.world.snapshot().hub_pools.clone(),
@@ -203,6 +275,7 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             &Patch::Apply(&body),
         )
         .await?;
+        lock(&ctx.cluster_statuses).insert(cluster.name_any(), status);
     }
     Ok(Action::requeue(requeue))
 }

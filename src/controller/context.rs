@@ -29,12 +29,21 @@ pub struct Context {
     /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
     pub hub_children: Store<Deployment>,
     pub applied: Applied,
+    /// The status Sovra last wrote for each SovereignCluster, newer than the cache may be.
+    pub cluster_statuses: Mutex<HashMap<String, crate::crd::SovereignClusterStatus>>,
 }
 
 impl AsRef<Context> for Context {
     fn as_ref(&self) -> &Context {
         self
     }
+}
+
+/// Locks a mutex; a panic elsewhere while holding it does not make its data unusable here.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Per-object exponential backoff: a failing object is retried after 1 s, 2 s, 4 s ... up to
@@ -49,10 +58,7 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(300);
 
     pub fn next_delay(&self, key: &str) -> Duration {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = lock(&self.failures);
         let n = failures.entry(key.to_owned()).or_insert(0);
         let delay = Self::BASE
             .saturating_mul(2u32.saturating_pow(*n))
@@ -62,10 +68,7 @@ impl Backoff {
     }
 
     pub fn reset(&self, key: &str) {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = lock(&self.failures);
         failures.remove(key);
     }
 }
@@ -80,9 +83,7 @@ pub struct Applied {
 
 impl Applied {
     fn children(&self) -> MutexGuard<'_, HashMap<String, (u64, Option<i64>)>> {
-        self.children
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.children)
     }
 
     fn digest(desired: &Deployment) -> u64 {

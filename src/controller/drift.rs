@@ -8,6 +8,7 @@
 //! backoff); under `audit` it is only reported.
 
 use super::context::Context;
+use super::context::lock;
 use super::deployment::{SENSITIVITY_LABEL, WORKLOAD_LABEL};
 use super::metrics::labels;
 use super::workload::publish;
@@ -127,29 +128,20 @@ impl AsRef<Context> for Drift {
 
 impl Drift {
     fn is_reported(&self, uid: &str) -> bool {
-        self.reported
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(uid)
+        lock(&self.reported).contains(uid)
     }
 
     /// Marks `uid` reported, and forgets Pods that are gone from the cache (deleted), so the
     /// set stays bounded by the number of Pods in violation.
     fn mark_reported(&self, uid: &str) {
         let live: HashSet<String> = self.pods.state().iter().filter_map(|p| p.uid()).collect();
-        let mut reported = self
-            .reported
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut reported = lock(&self.reported);
         reported.retain(|u| live.contains(u));
         reported.insert(uid.to_owned());
     }
 
     fn forget(&self, uid: &str) {
-        self.reported
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(uid);
+        lock(&self.reported).remove(uid);
     }
 }
 

@@ -7,6 +7,7 @@
 //! health and pools through the world snapshot; the workload controller reads the client and
 //! the Deployment cache to place, find and remove children.
 
+use super::context::lock;
 use super::deployment::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, WORKLOAD_LABEL, managed_selector};
 use super::world::{pools_of, strip_node};
 use crate::crd::{SecretKeyRef, SovereignCluster, SovereignWorkload};
@@ -90,6 +91,10 @@ pub struct Signals {
     pub cluster: UnboundedSender<ObjectRef<DeserializeGuard<SovereignCluster>>>,
 }
 
+/// Consecutive failed probes after which a member that answered before counts as unreachable:
+/// one lost probe (a control-plane upgrade, a dropped packet) must not fail workloads over.
+const UNREACHABLE_AFTER: u32 = 2;
+
 /// Every member connection, by SovereignCluster name. Cheap to clone; clones share members.
 #[derive(Clone)]
 pub struct Fleet {
@@ -101,20 +106,36 @@ pub struct Fleet {
 }
 
 struct Member {
-    /// SHA-256 of the kubeconfig the client was built from: a rotated Secret rebuilds it.
+    /// SHA-256 of the kubeconfig `client` was built from: a rotated Secret rebuilds it.
     source: Vec<u8>,
-    /// `None` when no client could be built from the kubeconfig.
+    /// `None` when no client could ever be built from the kubeconfig.
     client: Option<Client>,
     health: Health,
+    /// Failed probes in a row.
+    failures: u32,
     caches: Option<Caches>,
     /// Namespaces known to exist on the member, so placing does not GET one per reconcile.
     namespaces: BTreeSet<String>,
+}
+
+impl Member {
+    fn new(source: Vec<u8>, client: Option<Client>) -> Self {
+        Self {
+            source,
+            client,
+            health: Health::Connecting,
+            failures: 0,
+            caches: None,
+            namespaces: BTreeSet::new(),
+        }
+    }
 }
 
 struct Caches {
     nodes: Store<Node>,
     nodes_synced: Arc<AtomicBool>,
     deployments: Store<Deployment>,
+    deployments_synced: Arc<AtomicBool>,
     /// The watch tasks; aborted when the member is dropped (deleted or rebuilt).
     _tasks: AbortOnDrop,
 }
@@ -129,6 +150,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What a cache knows about a child.
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    /// The cache has not synced (or never started): there may be a child.
+    Unknown,
+    Absent,
+    Present(Arc<Deployment>),
+}
+
 impl Fleet {
     pub fn new(signals: Signals, timeout: Duration) -> Self {
         Self {
@@ -139,12 +169,10 @@ impl Fleet {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Member>> {
-        self.members
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.members)
     }
 
-    /// Drops connections to members that no longer exist (their watches stop).
+    /// Drops connections to clusters that no longer exist (their watches stop).
     pub fn retain(&self, names: &BTreeSet<String>) {
         let mut members = self.lock();
         let before = members.len();
@@ -158,6 +186,12 @@ impl Fleet {
         self.lock().get(name).map(|m| m.health.clone())
     }
 
+    /// True while a member that answered before fails probes but does not count as
+    /// unreachable yet: probe it again soon.
+    pub fn is_suspect(&self, name: &str) -> bool {
+        self.lock().get(name).is_some_and(|m| m.failures > 0)
+    }
+
     /// The member's node pools from its Node cache, once that cache has synced.
     pub fn pools(&self, name: &str, pool_label: &str) -> Option<Vec<NodePool>> {
         let members = self.lock();
@@ -168,7 +202,7 @@ impl Fleet {
         Some(pools_of(&caches.nodes, pool_label))
     }
 
-    /// A client for a member that answered its last probe.
+    /// A client for a member that counts as reachable.
     pub fn client(&self, name: &str) -> Option<Client> {
         let members = self.lock();
         let member = members.get(name)?;
@@ -184,18 +218,28 @@ impl Fleet {
     }
 
     /// The child of workload `namespace/name` on member `cluster`, as its cache last saw it.
-    pub fn child(&self, cluster: &str, namespace: &str, workload: &str) -> Option<Arc<Deployment>> {
+    pub fn child(&self, cluster: &str, namespace: &str, workload: &str) -> Lookup {
         let members = self.lock();
-        let caches = members.get(cluster)?.caches.as_ref()?;
-        child(&caches.deployments, namespace, workload)
+        let Some(caches) = members.get(cluster).and_then(|m| m.caches.as_ref()) else {
+            return Lookup::Unknown;
+        };
+        if !caches.deployments_synced.load(Ordering::SeqCst) {
+            return Lookup::Unknown;
+        }
+        match child(&caches.deployments, namespace, workload) {
+            Some(found) => Lookup::Present(found),
+            None => Lookup::Absent,
+        }
     }
 
-    /// How many Sovra-managed Deployments the member's cache holds.
-    pub fn child_count(&self, cluster: &str) -> usize {
-        self.lock()
-            .get(cluster)
-            .and_then(|m| m.caches.as_ref())
-            .map_or(0, |c| c.deployments.state().len())
+    /// The Sovra-managed Deployments the member's cache holds; `None` until it has synced.
+    pub fn children_on(&self, cluster: &str) -> Option<Vec<Arc<Deployment>>> {
+        let members = self.lock();
+        let caches = members.get(cluster)?.caches.as_ref()?;
+        caches
+            .deployments_synced
+            .load(Ordering::SeqCst)
+            .then(|| caches.deployments.state())
     }
 
     /// Creates `namespace` on the member when it is missing, labelled as Sovra-managed.
@@ -246,7 +290,8 @@ impl Fleet {
 
     /// Reads the member's kubeconfig, (re)builds its client when the kubeconfig changed, probes
     /// it and, on the first success, starts its caches. Never fails: what went wrong is the
-    /// returned health. Announces a world change when the health changed.
+    /// returned health. The whole probe is bounded by the member timeout. Announces a world
+    /// change when the health changed.
     pub async fn probe(
         &self,
         name: &str,
@@ -254,39 +299,43 @@ impl Fleet {
         hub: &Client,
         namespace: &str,
     ) -> Health {
-        let health = match self.connect(name, secret, hub, namespace).await {
-            Ok(client) => match probe_server(&client, self.timeout).await {
-                Ok(version) => {
-                    self.start_caches(name, &client);
-                    Health::Reachable { version }
-                }
-                Err((why, message)) => Health::Unreachable { why, message },
+        let probed = bounded(
+            self.timeout,
+            ConnectionFault::ServerUnreachable,
+            "probing",
+            async {
+                let client = self.connect(name, secret, hub, namespace).await?;
+                let version = probe_server(&client).await?;
+                Ok((client, version))
             },
-            Err((why, message)) => Health::Unreachable { why, message },
-        };
-        let changed = {
+        )
+        .await;
+        let (health, changed) = {
             let mut members = self.lock();
-            match members.get_mut(name) {
-                Some(member) if member.health != health => {
-                    member.health = health.clone();
-                    true
+            let member = members
+                .entry(name.to_owned())
+                .or_insert_with(|| Member::new(Vec::new(), None));
+            let before = member.health.clone();
+            match probed {
+                Ok((client, version)) => {
+                    member.failures = 0;
+                    member.health = Health::Reachable { version };
+                    if member.caches.is_none() {
+                        member.caches = Some(watch_member(name, &client, &self.signals));
+                    }
                 }
-                Some(_) => false,
-                // No client could be built: nothing to cache, but decisions must see why.
-                None => {
-                    members.insert(
-                        name.to_owned(),
-                        Member {
-                            source: Vec::new(),
-                            client: None,
-                            health: health.clone(),
-                            caches: None,
-                            namespaces: BTreeSet::new(),
-                        },
-                    );
-                    true
+                Err((why, message)) => {
+                    member.failures = member.failures.saturating_add(1);
+                    let keep = matches!(before, Health::Reachable { .. })
+                        && member.failures < UNREACHABLE_AFTER;
+                    if keep {
+                        tracing::warn!(cluster = %name, %message, "probe failed; probing again before calling it unreachable");
+                    } else {
+                        member.health = Health::Unreachable { why, message };
+                    }
                 }
             }
+            (member.health.clone(), member.health != before)
         };
         if changed {
             let _ = self.signals.world.send(());
@@ -294,7 +343,9 @@ impl Fleet {
         health
     }
 
-    /// The member's client, rebuilt when its kubeconfig changed.
+    /// The member's client, rebuilt when its kubeconfig changed. The old connection (client
+    /// and caches) is kept until a new one could be built, and is used when the Secret cannot
+    /// be read for a moment.
     async fn connect(
         &self,
         name: &str,
@@ -302,50 +353,47 @@ impl Fleet {
         hub: &Client,
         namespace: &str,
     ) -> Result<Client, (ConnectionFault, String)> {
-        let kubeconfig = read_kubeconfig(secret, hub, namespace, self.timeout).await?;
-        let source = Sha256::digest(kubeconfig.as_bytes()).to_vec();
-        {
-            let members = self.lock();
-            if let Some(member) = members.get(name)
-                && member.source == source
-                && let Some(client) = &member.client
-            {
-                return Ok(client.clone());
+        let current = self
+            .lock()
+            .get(name)
+            .and_then(|m| m.client.clone().map(|c| (m.source.clone(), c)));
+        let kubeconfig = match read_kubeconfig(secret, hub, namespace).await {
+            Ok(kubeconfig) => kubeconfig,
+            Err((ConnectionFault::SecretUnreadable, message)) if current.is_some() => {
+                tracing::warn!(cluster = %name, %message, "using the last kubeconfig");
+                return current
+                    .map(|(_, client)| client)
+                    .ok_or((ConnectionFault::SecretUnreadable, message));
             }
+            Err(fault) => return Err(fault),
+        };
+        let source = Sha256::digest(kubeconfig.as_bytes()).to_vec();
+        if let Some((current_source, client)) = current
+            && current_source == source
+        {
+            return Ok(client);
         }
-        let client = client_from_kubeconfig(&kubeconfig, self.timeout).await;
-        let mut members = self.lock();
+        let client = client_from_kubeconfig(&kubeconfig, self.timeout).await?;
         // A new kubeconfig may point at another cluster: nothing of the old connection is kept.
-        members.remove(name);
-        let client = client?;
-        members.insert(
-            name.to_owned(),
-            Member {
-                source,
-                client: Some(client.clone()),
-                health: Health::Connecting,
-                caches: None,
-                namespaces: BTreeSet::new(),
-            },
-        );
+        self.lock()
+            .insert(name.to_owned(), Member::new(source, Some(client.clone())));
         Ok(client)
     }
 
-    /// Waits (at most the member timeout) until a reachable member's Node cache has synced.
-    pub async fn wait_for_nodes(&self, name: &str) {
+    /// Waits (at most the member timeout) until a reachable member's caches have synced.
+    pub async fn wait_for_caches(&self, name: &str) {
         let deadline = tokio::time::Instant::now() + self.timeout;
         while tokio::time::Instant::now() < deadline {
-            let synced = {
-                let members = self.lock();
-                match members.get(name) {
-                    Some(member) => match (&member.health, &member.caches) {
-                        (Health::Reachable { .. }, Some(caches)) => {
-                            caches.nodes_synced.load(Ordering::SeqCst)
-                        }
-                        _ => true,
-                    },
-                    None => true,
+            let synced = match self.lock().get(name) {
+                Some(Member {
+                    health: Health::Reachable { .. },
+                    caches: Some(caches),
+                    ..
+                }) => {
+                    caches.nodes_synced.load(Ordering::SeqCst)
+                        && caches.deployments_synced.load(Ordering::SeqCst)
                 }
+                _ => true,
             };
             if synced {
                 return;
@@ -353,63 +401,75 @@ impl Fleet {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    fn start_caches(&self, name: &str, client: &Client) {
-        let mut members = self.lock();
-        let Some(member) = members.get_mut(name) else {
-            return;
-        };
-        if member.caches.is_some() {
-            return;
-        }
-        member.caches = Some(watch_member(name, client, &self.signals));
-    }
 }
 
-/// Starts the Node and Deployment watches of one member.
+/// Starts the Node and Deployment watches of one member. A failing watch asks for a probe now
+/// rather than at the next interval: the member may be gone.
 fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
-    let (nodes, nodes_writer) = reflector::store();
+    let (nodes, node_events) = watch_nodes(client);
     let nodes_synced = Arc::new(AtomicBool::new(false));
     let cluster_ref = ObjectRef::new(name);
-
     let node_task = {
         let signals = signals.clone();
         let synced = nodes_synced.clone();
         let cluster_ref = cluster_ref.clone();
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(strip_node)
-            .reflect(nodes_writer)
-            .for_each(move |event| {
-                match event {
-                    Ok(watcher::Event::InitDone) => synced.store(true, Ordering::SeqCst),
-                    Ok(_) => {}
-                    // The member may be gone: probe it now rather than at the next interval.
-                    Err(_) => {
-                        let _ = signals.cluster.send(cluster_ref.clone());
-                    }
+        node_events.for_each(move |event| {
+            match event {
+                Ok(watcher::Event::InitDone) => synced.store(true, Ordering::SeqCst),
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = signals.cluster.send(cluster_ref.clone());
                 }
-                let _ = signals.world.send(());
-                futures::future::ready(())
-            })
+            }
+            let _ = signals.world.send(());
+            futures::future::ready(())
+        })
     };
-    let (deployments, deployment_task) = watch_children(client, signals);
+    let (deployments, deployments_synced, deployment_task) =
+        watch_children(client, signals, Some(cluster_ref));
     Caches {
         nodes,
         nodes_synced,
         deployments,
+        deployments_synced,
         _tasks: AbortOnDrop(vec![tokio::spawn(node_task), tokio::spawn(deployment_task)]),
     }
 }
 
+/// A cache of a cluster's Nodes, stripped to labels and taints, and the watch events that feed
+/// it (the caller drives them).
+pub fn watch_nodes(
+    client: &Client,
+) -> (
+    Store<Node>,
+    impl futures::Stream<Item = Result<watcher::Event<Node>, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(strip_node)
+        .reflect(writer);
+    (store, events)
+}
+
 /// Caches the Deployments Sovra manages on a cluster (stripped) and wakes the workload a child
-/// belongs to whenever the child changes. Run the returned future to keep the cache fed.
+/// belongs to whenever the child changes, and every child's workload once the cache has
+/// (re)synced: a member that comes back may hold children its workloads no longer want. Run the
+/// returned future to keep the cache fed. `probe`: the cluster to probe when the watch fails.
 pub fn watch_children(
     client: &Client,
     signals: &Signals,
-) -> (Store<Deployment>, impl Future<Output = ()> + Send + 'static) {
+    probe: Option<ObjectRef<DeserializeGuard<SovereignCluster>>>,
+) -> (
+    Store<Deployment>,
+    Arc<AtomicBool>,
+    impl Future<Output = ()> + Send + 'static,
+) {
     let (store, writer) = reflector::store();
+    let synced = Arc::new(AtomicBool::new(false));
     let signals = signals.clone();
+    let reader = store.clone();
+    let flag = synced.clone();
     let task = watcher(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default().labels(&managed_selector()),
@@ -418,21 +478,34 @@ pub fn watch_children(
     .modify(strip_deployment)
     .reflect(writer)
     .for_each(move |event| {
-        if let Ok(
-            watcher::Event::Apply(child)
-            | watcher::Event::Delete(child)
-            | watcher::Event::InitApply(child),
-        ) = &event
-            && let (Some(workload), Some(namespace)) =
+        let wake = |child: &Deployment| {
+            if let (Some(workload), Some(namespace)) =
                 (child.labels().get(WORKLOAD_LABEL), child.namespace())
-        {
-            let _ = signals
-                .workload
-                .send(ObjectRef::new(workload).within(&namespace));
+            {
+                let _ = signals
+                    .workload
+                    .send(ObjectRef::new(workload).within(&namespace));
+            }
+        };
+        match &event {
+            Ok(watcher::Event::Apply(child) | watcher::Event::Delete(child)) => wake(child),
+            // The store holds the relisted children only from InitDone on.
+            Ok(watcher::Event::InitDone) => {
+                flag.store(true, Ordering::SeqCst);
+                for child in reader.state() {
+                    wake(&child);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if let Some(cluster) = &probe {
+                    let _ = signals.cluster.send(cluster.clone());
+                }
+            }
         }
         futures::future::ready(())
     });
-    (store, task)
+    (store, synced, task)
 }
 
 /// The child of workload `namespace/name` in a cache of children. Children are named after
@@ -456,27 +529,35 @@ fn strip_deployment(deployment: &mut Deployment) {
     }
 }
 
+/// Runs `call` within `timeout`; running out is `fault`.
+async fn bounded<T>(
+    timeout: Duration,
+    fault: ConnectionFault,
+    what: &str,
+    call: impl Future<Output = Result<T, (ConnectionFault, String)>>,
+) -> Result<T, (ConnectionFault, String)> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                fault,
+                format!("{what}: no answer within {} s", timeout.as_secs_f32()),
+            ))
+        })
+}
+
 async fn read_kubeconfig(
     secret: &SecretKeyRef,
     hub: &Client,
     namespace: &str,
-    timeout: Duration,
 ) -> Result<String, (ConnectionFault, String)> {
     let api: Api<Secret> = Api::namespaced(hub.clone(), namespace);
-    let found = tokio::time::timeout(timeout, api.get_opt(&secret.name))
-        .await
-        .map_err(|_| {
-            (
-                ConnectionFault::SecretUnreadable,
-                format!("reading Secret {namespace}/{} timed out", secret.name),
-            )
-        })?
-        .map_err(|error| {
-            (
-                ConnectionFault::SecretUnreadable,
-                format!("cannot read Secret {namespace}/{}: {error}", secret.name),
-            )
-        })?;
+    let found = api.get_opt(&secret.name).await.map_err(|error| {
+        (
+            ConnectionFault::SecretUnreadable,
+            format!("cannot read Secret {namespace}/{}: {error}", secret.name),
+        )
+    })?;
     let Some(found) = found else {
         return Err((
             ConnectionFault::KubeconfigMissing,
@@ -506,22 +587,29 @@ async fn read_kubeconfig(
 /// A client for a member. Only inline credentials are accepted: `exec` and `auth-provider`
 /// would run commands inside the operator, and file paths would read the operator's own files
 /// (its service account token, say) and send them to whatever server the kubeconfig names.
+/// TLS must be verified; plain HTTP is only accepted to a loopback address (development).
+///
+/// Errors never quote the Secret's content: a SovereignCluster pointed at some other Secret
+/// must not leak it into status or Events.
 pub async fn client_from_kubeconfig(
     yaml: &str,
     timeout: Duration,
 ) -> Result<Client, (ConnectionFault, String)> {
     let invalid = |message: String| (ConnectionFault::KubeconfigInvalid, message);
-    let kubeconfig =
-        Kubeconfig::from_yaml(yaml).map_err(|e| invalid(format!("not a kubeconfig: {e}")))?;
-    refuse_local_credentials(&kubeconfig).map_err(invalid)?;
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|_| {
+        invalid("not a kubeconfig (a YAML document with clusters, users and contexts)".to_owned())
+    })?;
+    refuse_unsafe(&kubeconfig).map_err(invalid)?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| invalid(format!("kubeconfig cannot be used: {e}")))?;
+        .map_err(|_| {
+            invalid("the kubeconfig has no usable current context, cluster or user".to_owned())
+        })?;
     config.connect_timeout = Some(timeout);
     Client::try_from(config).map_err(|e| invalid(format!("cannot build a client: {e}")))
 }
 
-fn refuse_local_credentials(kubeconfig: &Kubeconfig) -> Result<(), String> {
+fn refuse_unsafe(kubeconfig: &Kubeconfig) -> Result<(), String> {
     for named in &kubeconfig.auth_infos {
         let Some(user) = &named.auth_info else {
             continue;
@@ -541,48 +629,52 @@ fn refuse_local_credentials(kubeconfig: &Kubeconfig) -> Result<(), String> {
         }
     }
     for named in &kubeconfig.clusters {
-        if named
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.certificate_authority.is_some())
-        {
+        let Some(cluster) = &named.cluster else {
+            continue;
+        };
+        if cluster.certificate_authority.is_some() {
             return Err(format!(
                 "cluster {:?} uses certificate-authority (a file); use certificate-authority-data",
                 named.name
             ));
         }
+        if cluster.insecure_skip_tls_verify == Some(true) {
+            return Err(format!(
+                "cluster {:?} sets insecure-skip-tls-verify: the member's identity must be verified",
+                named.name
+            ));
+        }
+        let server = cluster.server.as_deref().unwrap_or_default();
+        if let Some(rest) = server.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            let loopback = matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]");
+            if !loopback {
+                return Err(format!(
+                    "cluster {:?} uses plain http to {host}: only https is accepted (http only to a loopback address)",
+                    named.name
+                ));
+            }
+        }
     }
     Ok(())
 }
 
-/// `/version`, then a one-item Node list: the server answers and the credentials may read
-/// Nodes. Returns the server's version.
-async fn probe_server(
-    client: &Client,
-    timeout: Duration,
-) -> Result<String, (ConnectionFault, String)> {
-    let version = tokio::time::timeout(timeout, client.apiserver_version())
+/// `/version`, then one-item lists of Nodes and Deployments: the server answers and the
+/// credentials may read what Sovra caches. Returns the server's version.
+async fn probe_server(client: &Client) -> Result<String, (ConnectionFault, String)> {
+    let version = client
+        .apiserver_version()
         .await
-        .map_err(|_| {
-            (
-                ConnectionFault::ServerUnreachable,
-                format!("no answer to /version within {} s", timeout.as_secs_f32()),
-            )
-        })?
         .map_err(|e| classify(&e, "/version"))?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    tokio::time::timeout(timeout, nodes.list(&ListParams::default().limit(1)))
+    let one = ListParams::default().limit(1);
+    Api::<Node>::all(client.clone())
+        .list(&one)
         .await
-        .map_err(|_| {
-            (
-                ConnectionFault::ServerUnreachable,
-                format!(
-                    "no answer to a Node list within {} s",
-                    timeout.as_secs_f32()
-                ),
-            )
-        })?
         .map_err(|e| classify(&e, "listing Nodes"))?;
+    Api::<Deployment>::all(client.clone())
+        .list(&one)
+        .await
+        .map_err(|e| classify(&e, "listing Deployments"))?;
     Ok(version.git_version)
 }
 
@@ -663,6 +755,28 @@ mod tests {
             refused,
             Err((ConnectionFault::KubeconfigInvalid, _))
         ));
+    }
+
+    #[tokio::test]
+    async fn unverified_tls_and_plain_http_to_another_host_are_refused() {
+        let insecure = kubeconfig("    token: abc\n", "    insecure-skip-tls-verify: true\n");
+        let refused = client_from_kubeconfig(&insecure, Duration::from_secs(1)).await;
+        assert!(
+            matches!(refused, Err((ConnectionFault::KubeconfigInvalid, m)) if m.contains("insecure"))
+        );
+        let plain = kubeconfig("    token: abc\n", "")
+            .replace("https://member.example:6443", "http://member.example:6443");
+        let refused = client_from_kubeconfig(&plain, Duration::from_secs(1)).await;
+        assert!(
+            matches!(refused, Err((ConnectionFault::KubeconfigInvalid, m)) if m.contains("only https"))
+        );
+        let local = kubeconfig("    token: abc\n", "")
+            .replace("https://member.example:6443", "http://127.0.0.1:6443");
+        assert!(
+            client_from_kubeconfig(&local, Duration::from_secs(1))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -30,7 +30,6 @@ use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
 use context::Context;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -96,7 +95,6 @@ pub async fn run_with_client(
     // Caches of everything a decision reads. Nodes are stripped to labels and taints.
     let (classes, classes_writer) = reflector::store();
     let (clusters, clusters_writer) = reflector::store();
-    let (nodes, nodes_writer) = reflector::store();
     let class_events = watcher(
         Api::<DeserializeGuard<SensitivityClass>>::all(client.clone()),
         watcher::Config::default(),
@@ -113,12 +111,8 @@ pub async fn run_with_client(
     .reflect(clusters_writer)
     .map(|_| ())
     .boxed();
-    let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(world::strip_node)
-        .reflect(nodes_writer)
-        .map(|_| ())
-        .boxed();
+    let (nodes, node_events) = fleet::watch_nodes(&client);
+    let node_events = node_events.map(|_| ()).boxed();
     let (fleet_world_tx, fleet_world_rx) = tokio::sync::mpsc::unbounded_channel();
     let (workload_tx, workload_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -150,7 +144,7 @@ pub async fn run_with_client(
             let mut last = None;
             while events.next().await.is_some() {
                 world.invalidate();
-                world.fleet.retain(&world.member_names());
+                world.fleet.retain(&world.cluster_names());
                 let fingerprint = world.fingerprint();
                 if last != Some(fingerprint) {
                     last = Some(fingerprint);
@@ -207,7 +201,7 @@ pub async fn run_with_client(
         },
     );
     // The hub's children, cached like every member's; a change wakes the child's workload.
-    let (hub_children, hub_children_events) = fleet::watch_children(&client, &signals);
+    let (hub_children, _, hub_children_events) = fleet::watch_children(&client, &signals, None);
     let hub_children_task = tokio::spawn(hub_children_events);
     tokio::select! {
         result = hub_children.wait_until_ready() => {
@@ -237,7 +231,7 @@ pub async fn run_with_client(
                     fleet
                         .probe(&c.name_any(), secret, &client, &namespace)
                         .await;
-                    fleet.wait_for_nodes(&c.name_any()).await;
+                    fleet.wait_for_caches(&c.name_any()).await;
                 }
             }
         });
@@ -256,6 +250,7 @@ pub async fn run_with_client(
         hub_version,
         hub_children,
         applied: context::Applied::default(),
+        cluster_statuses: Default::default(),
     });
 
     let world_changes = |rx: tokio::sync::broadcast::Receiver<()>| {

@@ -3,7 +3,7 @@
 
 use super::context::Context;
 use super::deployment::{self, FIELD_MANAGER, check_template, desired_deployment};
-use super::fleet::child;
+use super::fleet::{Lookup, child};
 use super::metrics::labels;
 use super::status::{self, ObservedDeployment, invalid_spec_status, truncate, workload_status};
 use crate::Error;
@@ -112,7 +112,8 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
                 .iter()
                 .any(|c| c.reason == "InvalidSpec" && c.message == truncate(&message, 1024))
         });
-        remove_children(workload, ctx, &[], Removal::ScaleToZero).await?;
+        let removals = plan_removals(workload, ctx, &[]);
+        remove_children(workload, ctx, &removals, Removal::ScaleToZero).await?;
         if !already {
             publish(
                 ctx,
@@ -143,10 +144,18 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         audit(ctx, workload, action, &decision).await?;
     }
 
-    // Make before break: every target is applied before anything elsewhere is removed.
+    // Make before break: every target is applied before anything elsewhere is removed. The
+    // targets are applied side by side, so one slow member does not hold up the others.
+    let placed = futures::future::join_all(
+        decision
+            .targets()
+            .iter()
+            .map(|target| place(workload, target, ctx, world.hub.as_deref())),
+    )
+    .await;
     let mut observed = BTreeMap::new();
-    for target in decision.targets() {
-        if let Some(seen) = place(workload, target, ctx, world.hub.as_deref()).await? {
+    for (target, result) in decision.targets().iter().zip(placed) {
+        if let Some(seen) = result? {
             observed.insert(target.cluster.clone(), seen);
         }
     }
@@ -161,7 +170,8 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         Outcome::Placed(_) => Removal::Delete,
         Outcome::Refused(_) => Removal::ScaleToZero,
     };
-    let cleaned = remove_children(workload, ctx, &keep, removal).await?;
+    let removals = plan_removals(workload, ctx, &keep);
+    remove_children(workload, ctx, &removals, removal).await?;
 
     let status = workload_status(workload, &decision, &observed, &now);
     let newly_unreachable = ready_reason(Some(&status)) == Some("ClusterUnreachable")
@@ -199,7 +209,7 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         }
         _ => {}
     }
-    if matches!(cleaned, Cleanup::Pending(_)) {
+    if !removals.pending.is_empty() {
         // A child sits on a member that cannot be reached; its return also wakes us.
         return Ok(Action::requeue(ctx.probe_interval));
     }
@@ -244,8 +254,9 @@ async fn place(
         return Ok(None);
     };
     let desired = desired_deployment(workload, target, &ctx.world.pool_label, false)?;
-    let cached = fleet.child(&target.cluster, &namespace, &name);
-    if let Some(cached) = cached.filter(|c| ctx.applied.is_current(&key, &desired, c)) {
+    if let Lookup::Present(cached) = fleet.child(&target.cluster, &namespace, &name)
+        && ctx.applied.is_current(&key, &desired, &cached)
+    {
         return Ok(Some(observe(&cached)));
     }
     let applied = on_member(&target.cluster, fleet.timeout, async {
@@ -333,60 +344,94 @@ enum Removal {
     ScaleToZero,
 }
 
-/// Whether every child that had to go is gone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Cleanup {
-    Done,
-    /// Children sit on these members, which cannot be reached now.
-    Pending(Vec<String>),
+/// The children of a workload that must go, found in the caches of Sovra-managed
+/// Deployments (so children left by an earlier placement or a crash go too).
+struct Removals {
+    hub: Option<Arc<Deployment>>,
+    members: Vec<(String, kube::Client, Arc<Deployment>)>,
+    /// Members that may hold a child but cannot be reached (or their cache has not synced).
+    pending: Vec<String>,
 }
 
-/// Removes this workload's children on every cluster not in `keep`, found in the caches of
-/// Sovra-managed Deployments (so children left by an earlier placement or a crash go too).
-async fn remove_children(
-    workload: &SovereignWorkload,
-    ctx: &Context,
-    keep: &[String],
-    removal: Removal,
-) -> Result<Cleanup, Error> {
+/// Which children of the workload sit on clusters not in `keep`. A child belongs to the
+/// cluster its label names: two SovereignClusters pointed at one API server must not remove
+/// each other's children.
+fn plan_removals(workload: &SovereignWorkload, ctx: &Context, keep: &[String]) -> Removals {
     let namespace = workload.namespace().unwrap_or_default();
     let name = workload.name_any();
-    let hub_cluster = ctx.world.snapshot().hub.clone();
-    if let Some(found) = child(&ctx.hub_children, &namespace, &name) {
-        let labelled = found.labels().get(deployment::CLUSTER_LABEL);
-        // A hub child labelled for another cluster is a leftover too.
-        let kept = hub_cluster
-            .as_ref()
-            .is_some_and(|hub| keep.contains(hub) && labelled == Some(hub));
-        if !kept {
-            let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-            remove_child(&api, &found, removal).await?;
-            let hub_key = hub_cluster.unwrap_or_default();
-            ctx.applied.forget(&format!("{hub_key}/{namespace}/{name}"));
-        }
-    }
-
+    let owned_by = |found: &Deployment, cluster: &str| {
+        found
+            .labels()
+            .get(deployment::CLUSTER_LABEL)
+            .map(String::as_str)
+            == Some(cluster)
+    };
+    let hub = ctx.world.snapshot().hub.clone().and_then(|hub| {
+        child(&ctx.hub_children, &namespace, &name)
+            .filter(|found| owned_by(found, &hub) && !keep.contains(&hub))
+    });
+    let placed_before: Vec<&str> = workload
+        .status
+        .iter()
+        .flat_map(|s| s.placements.iter().map(|p| p.cluster.as_str()))
+        .collect();
     let fleet = &ctx.world.fleet;
-    let mut cleanup = Cleanup::Done;
+    let mut removals = Removals {
+        hub,
+        members: Vec::new(),
+        pending: Vec::new(),
+    };
     for member in fleet.names() {
         if keep.contains(&member) {
             continue;
         }
-        let Some(found) = fleet.child(&member, &namespace, &name) else {
-            continue;
-        };
-        let Some(client) = fleet.client(&member) else {
-            match &mut cleanup {
-                Cleanup::Pending(members) => members.push(member),
-                Cleanup::Done => cleanup = Cleanup::Pending(vec![member]),
+        match (
+            fleet.child(&member, &namespace, &name),
+            fleet.client(&member),
+        ) {
+            (Lookup::Present(found), Some(client)) if owned_by(&found, &member) => {
+                removals.members.push((member, client, found));
             }
-            continue;
-        };
-        let api: Api<Deployment> = Api::namespaced(client, &namespace);
-        on_member(&member, fleet.timeout, remove_child(&api, &found, removal)).await?;
-        ctx.applied.forget(&format!("{member}/{namespace}/{name}"));
+            (Lookup::Present(found), None) if owned_by(&found, &member) => {
+                removals.pending.push(member);
+            }
+            // Not seen yet: only a cluster the workload was placed on is known to hold one.
+            (Lookup::Unknown, _) if placed_before.contains(&member.as_str()) => {
+                removals.pending.push(member);
+            }
+            _ => {}
+        }
     }
-    Ok(cleanup)
+    removals
+}
+
+/// Removes the planned children, members side by side.
+async fn remove_children(
+    workload: &SovereignWorkload,
+    ctx: &Context,
+    removals: &Removals,
+    removal: Removal,
+) -> Result<(), Error> {
+    let namespace = workload.namespace().unwrap_or_default();
+    let name = workload.name_any();
+    if let (Some(found), Some(hub)) = (&removals.hub, ctx.world.snapshot().hub.as_ref()) {
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+        remove_child(&api, found, removal).await?;
+        ctx.applied.forget(&format!("{hub}/{namespace}/{name}"));
+    }
+    let fleet = &ctx.world.fleet;
+    let (namespace, name) = (&namespace, &name);
+    let removed =
+        futures::future::join_all(removals.members.iter().map(|(member, client, found)| {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            async move {
+                on_member(member, fleet.timeout, remove_child(&api, found, removal)).await?;
+                ctx.applied.forget(&format!("{member}/{namespace}/{name}"));
+                Ok::<(), Error>(())
+            }
+        }))
+        .await;
+    removed.into_iter().collect()
 }
 
 async fn remove_child(
@@ -428,6 +473,15 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         .status
         .as_ref()
         .is_some_and(|s| !s.placements.is_empty());
+    let removals = plan_removals(workload, ctx, &[]);
+    if !removals.pending.is_empty() {
+        // Keep the finalizer until the member answers: its child must not be left running.
+        // Nothing is done (or recorded) until every child can be removed.
+        return Err(member_error(
+            &removals.pending.join(","),
+            "unreachable; the workload's Deployment there is removed when it answers again",
+        ));
+    }
     if had_placements {
         let entry = entry(
             workload,
@@ -438,13 +492,7 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         );
         ctx.audit.record(entry).await?;
     }
-    if let Cleanup::Pending(members) = remove_children(workload, ctx, &[], Removal::Delete).await? {
-        // Keep the finalizer until the member answers: its child must not be left running.
-        return Err(member_error(
-            &members.join(","),
-            "unreachable; the workload's Deployment there is removed when it answers again",
-        ));
-    }
+    remove_children(workload, ctx, &removals, Removal::Delete).await?;
     if had_placements {
         publish(
             ctx,

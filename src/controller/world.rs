@@ -5,6 +5,7 @@
 //! per reconcile: a world change wakes every workload, and each would otherwise rebuild the
 //! same node pools from every Node.
 
+use super::context::lock;
 use super::fleet::{Fleet, Health, pools_from_status};
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
 use crate::policy::{ClusterFacts, NodeFacts, NodePool, Reachability, cluster_facts, node_pools};
@@ -96,10 +97,7 @@ impl World {
     /// The derived world, rebuilt only when a cache changed since the last call.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cached = lock(&self.cached);
         if let Some((at, snapshot)) = cached.as_ref()
             && *at == generation
         {
@@ -175,6 +173,19 @@ impl World {
             .filter_map(|guard| guard.0.as_ref().ok())
             .filter(|c| c.spec.connection.kubeconfig_secret_ref.is_some())
             .map(|c| c.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    /// Names of every SovereignCluster that exists, valid or not: a cluster whose object
+    /// stopped matching the schema keeps its connection, so its children stay in reach.
+    pub fn cluster_names(&self) -> std::collections::BTreeSet<String> {
+        self.clusters
+            .state()
+            .iter()
+            .filter_map(|guard| match &guard.0 {
+                Ok(cluster) => cluster.metadata.name.clone(),
+                Err(invalid) => invalid.metadata.name.clone(),
+            })
             .collect()
     }
 
