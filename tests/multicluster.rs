@@ -855,3 +855,22 @@ async fn deleting_the_only_member_refuses_its_workload_and_removes_the_scaled_do
     assert!(member.get(&deployments(), Some(NAMESPACE), "tax").is_none());
     wait_for_event(&hub, "default", "bund-de-1", "Drained").await;
 }
+
+#[tokio::test]
+async fn a_member_whose_object_stops_matching_the_schema_can_still_be_deleted() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    eventually("drain finalizer on the member", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .filter(|c| c["metadata"]["finalizers"] == json!(["sovra.dev/drain"]))
+    })
+    .await;
+    let mut broken = hub.get(&clusters(), None, "bund-de-1").unwrap();
+    broken["spec"]["country"] = json!(42);
+    hub.put(broken).unwrap();
+    hub.delete(&clusters(), None, "bund-de-1").unwrap();
+    wait_gone(&hub, &clusters(), None, "bund-de-1").await;
+}

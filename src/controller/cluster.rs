@@ -36,7 +36,8 @@ pub async fn reconcile(
         Err(invalid) => {
             tracing::warn!(name = ?invalid.metadata.name, error = %invalid.error, "SovereignCluster does not match the schema");
             if invalid.metadata.deletion_timestamp.is_some() {
-                release_invalid(&invalid.metadata, &ctx).await?;
+                let api: Api<SovereignCluster> = Api::all(ctx.client.clone());
+                super::release_finalizer(&api, &invalid.metadata, DRAIN_FINALIZER).await?;
             }
             return Ok(Action::await_change());
         }
@@ -167,30 +168,6 @@ fn forget_cluster(ctx: &Context, name: &str) {
         .cluster_reachable
         .remove(&labels(&[("cluster", name)]));
     lock(&ctx.cluster_statuses).remove(name);
-}
-
-/// Lets go of a SovereignCluster that does not deserialize and is being deleted.
-async fn release_invalid(meta: &kube::core::ObjectMeta, ctx: &Context) -> Result<(), Error> {
-    let finalizers: Vec<String> = meta
-        .finalizers
-        .iter()
-        .flatten()
-        .filter(|f| *f != DRAIN_FINALIZER)
-        .cloned()
-        .collect();
-    if finalizers.len() == meta.finalizers.as_ref().map_or(0, Vec::len) {
-        return Ok(());
-    }
-    let api: Api<SovereignCluster> = Api::all(ctx.client.clone());
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}});
-    api.patch_metadata(
-        &meta.name.clone().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Probes the cluster (members), writes its status and reports lost sovereignty.

@@ -391,6 +391,35 @@ pub(crate) fn error_policy<K: Resource<DynamicType = ()>, C: AsRef<Context>>(
     Action::requeue(delay)
 }
 
+/// Removes Sovra's `finalizer` from an object that is being deleted but cannot be reconciled
+/// (it does not match the schema): nothing can be cleaned up for it, and it must not hang.
+pub(crate) async fn release_finalizer<K>(
+    api: &Api<K>,
+    meta: &kube::core::ObjectMeta,
+    finalizer: &str,
+) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let finalizers: Vec<&String> = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != finalizer)
+        .collect();
+    if finalizers.len() == meta.finalizers.as_ref().map_or(0, Vec::len) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}});
+    api.patch_metadata(
+        meta.name.as_deref().unwrap_or_default(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Start-up gate: Sovra's CRDs must be Established before watches start, otherwise the first
 /// list fails and the watchers back off for no reason.
 async fn wait_for_crds(

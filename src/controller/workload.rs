@@ -681,16 +681,7 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
     tracing::warn!(%namespace, %name, error = %invalid.error, "SovereignWorkload does not match the schema");
     let api: Api<SovereignWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
     if meta.deletion_timestamp.is_some() {
-        let finalizers: Vec<String> = meta
-            .finalizers
-            .iter()
-            .flatten()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}});
-        api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        super::release_finalizer(&api, meta, FINALIZER).await?;
         return Ok(Action::await_change());
     }
     let message = truncate(
