@@ -874,3 +874,47 @@ async fn a_member_whose_object_stops_matching_the_schema_can_still_be_deleted() 
     hub.delete(&clusters(), None, "bund-de-1").unwrap();
     wait_gone(&hub, &clusters(), None, "bund-de-1").await;
 }
+
+#[tokio::test]
+async fn a_child_whose_workload_no_longer_exists_is_removed_from_its_member() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    member
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        .unwrap();
+    // Left behind by a workload deleted while the member could not be reached.
+    member
+        .put(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "ghost", "namespace": NAMESPACE, "labels": {
+                "app.kubernetes.io/managed-by": "sovra", "sovra.dev/workload": "ghost",
+                "sovra.dev/cluster": "bund-de-1"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"sovra.dev/workload": "ghost"}},
+                     "template": {"metadata": {"labels": {"sovra.dev/workload": "ghost"}},
+                                  "spec": {"containers": [{"name": "app", "image": "old:1"}]}}}
+        }))
+        .unwrap();
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    wait_gone(&member, &deployments(), Some(NAMESPACE), "ghost").await;
+    let event = wait_for_event(&hub, "default", "bund-de-1", "OrphanRemoved").await;
+    assert!(event["note"].as_str().unwrap().contains("ghost"));
+}
+
+#[tokio::test]
+async fn without_a_hub_cluster_nothing_keeps_running_on_the_hub() {
+    let hub = hub_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(workload("portal", "internal", 2, json!({})))
+        .unwrap();
+    wait_for_phase(&hub, "portal", "Placed").await;
+    hub.delete(&clusters(), None, HUB).unwrap();
+    wait_for_phase(&hub, "portal", "Refused").await;
+    eventually("the hub child scaled to zero", WAIT, || async {
+        hub.get(&deployments(), Some(NAMESPACE), "portal")
+            .filter(|d| d["spec"]["replicas"] == 0)
+    })
+    .await;
+}

@@ -4,13 +4,15 @@
 
 use super::context::{Context, lock};
 use super::deployment::FIELD_MANAGER;
-use super::fleet::{Health, pools_from_status};
+use super::deployment::WORKLOAD_LABEL;
+use super::fleet::{Health, belongs_to, pools_from_status};
 use super::metrics::labels;
 use super::workload::publish;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
 use crate::policy::{NodePool, jurisdiction_of};
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -18,6 +20,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef as CacheKey;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
@@ -121,9 +124,14 @@ async fn drain(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Erro
             ),
         )
         .await;
-        forget_cluster(ctx, &name);
+        forget_cluster(ctx, cluster);
         return Ok(Action::await_change());
     };
+    let clusters = ctx.world.cluster_names();
+    let children: Vec<_> = children
+        .into_iter()
+        .filter(|c| belongs_to(c, &name, &clusters))
+        .collect();
     let running = children
         .iter()
         .filter(|c| c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0)
@@ -158,25 +166,83 @@ async fn drain(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Erro
         "no Sovra Deployments remain on the cluster".to_owned()
     };
     publish(ctx, cluster, EventType::Normal, "Drained", "Delete", &note).await;
-    forget_cluster(ctx, &name);
+    forget_cluster(ctx, cluster);
     Ok(Action::await_change())
 }
 
+/// Removes children on a member whose SovereignWorkload no longer exists. On the hub owner
+/// references do this; on a member nothing else would: a workload deleted while the member
+/// could not be reached (or while Sovra was down) leaves its child running there.
+async fn remove_orphans(cluster: &SovereignCluster, ctx: &Context) -> Result<(), Error> {
+    // An unsynced workload cache would make every child look orphaned.
+    if ctx.workloads.wait_until_ready().now_or_never().is_none() {
+        return Ok(());
+    }
+    let name = cluster.name_any();
+    let fleet = &ctx.world.fleet;
+    let (Some(client), Some(children)) = (fleet.client(&name), fleet.children_on(&name)) else {
+        return Ok(());
+    };
+    let clusters = ctx.world.cluster_names();
+    for child in children {
+        let namespace = child.namespace().unwrap_or_default();
+        let Some(workload) = child.labels().get(WORKLOAD_LABEL) else {
+            continue;
+        };
+        let exists = ctx
+            .workloads
+            .get(&CacheKey::new(workload).within(&namespace))
+            .is_some();
+        if exists || !belongs_to(&child, &name, &clusters) {
+            continue;
+        }
+        let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+        match tokio::time::timeout(
+            fleet.timeout,
+            api.delete(&child.name_any(), &DeleteParams::background()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => continue,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(Error::MemberCluster {
+                    cluster: name,
+                    message: "deleting an orphaned Deployment timed out".into(),
+                });
+            }
+        }
+        publish(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "OrphanRemoved",
+            "Cleanup",
+            &format!(
+                "removed Deployment {namespace}/{}: its SovereignWorkload no longer exists",
+                child.name_any()
+            ),
+        )
+        .await;
+    }
+    Ok(())
+}
+
 /// Drops what Sovra kept about a cluster that is gone.
-fn forget_cluster(ctx: &Context, name: &str) {
+fn forget_cluster(ctx: &Context, cluster: &SovereignCluster) {
     ctx.metrics
         .cluster_reachable
-        .remove(&labels(&[("cluster", name)]));
-    lock(&ctx.cluster_statuses).remove(name);
+        .remove(&labels(&[("cluster", &cluster.name_any())]));
+    lock(&ctx.cluster_statuses).remove(&cluster.uid().unwrap_or_default());
 }
 
 /// Probes the cluster (members), writes its status and reports lost sovereignty.
 async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Error> {
     // Compare with the status Sovra last wrote: the cache may not show that write yet, and
     // comparing with an older status would report the same loss or outage twice.
-    let written = lock(&ctx.cluster_statuses)
-        .get(&cluster.name_any())
-        .cloned();
+    let uid = cluster.uid().unwrap_or_default();
+    let written = lock(&ctx.cluster_statuses).get(&uid).cloned();
     let cluster = &SovereignCluster {
         status: written.or_else(|| cluster.status.clone()),
         ..cluster.clone()
@@ -214,6 +280,9 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
         .set(i64::from(link.reachable));
     let status = cluster_status(cluster, &pools, &link, &now);
     publish_reachability(ctx, cluster, &status).await;
+    if is_member(cluster) {
+        remove_orphans(cluster, ctx).await?;
+    }
 
     let lost = sovereignty_lost(cluster.status.as_ref(), &status);
     if !lost.is_empty() {
@@ -252,7 +321,7 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             &Patch::Apply(&body),
         )
         .await?;
-        lock(&ctx.cluster_statuses).insert(cluster.name_any(), status);
+        lock(&ctx.cluster_statuses).insert(uid, status);
     }
     Ok(Action::requeue(requeue))
 }

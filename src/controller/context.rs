@@ -29,8 +29,14 @@ pub struct Context {
     /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
     pub hub_children: Store<Deployment>,
     pub applied: Applied,
-    /// The status Sovra last wrote for each SovereignCluster, newer than the cache may be.
+    /// The status Sovra last wrote for each SovereignCluster (by UID), newer than the cache
+    /// may be.
     pub cluster_statuses: Mutex<HashMap<String, crate::crd::SovereignClusterStatus>>,
+    /// Every SovereignWorkload, as the workload controller sees them.
+    pub workloads: Store<kube::core::DeserializeGuard<crate::crd::SovereignWorkload>>,
+    /// Workloads (by UID) whose release is already in the audit trail: a cleanup that is
+    /// retried records it once.
+    pub released: Mutex<std::collections::HashSet<String>>,
 }
 
 impl AsRef<Context> for Context {

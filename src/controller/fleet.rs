@@ -8,7 +8,9 @@
 //! the Deployment cache to place, find and remove children.
 
 use super::context::lock;
-use super::deployment::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, WORKLOAD_LABEL, managed_selector};
+use super::deployment::{
+    CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, WORKLOAD_LABEL, managed_selector,
+};
 use super::world::{pools_of, strip_node};
 use crate::crd::{SecretKeyRef, SovereignCluster, SovereignWorkload};
 use crate::policy::NodePool;
@@ -91,9 +93,9 @@ pub struct Signals {
     pub cluster: UnboundedSender<ObjectRef<DeserializeGuard<SovereignCluster>>>,
 }
 
-/// Consecutive failed probes after which a member that answered before counts as unreachable:
-/// one lost probe (a control-plane upgrade, a dropped packet) must not fail workloads over.
-const UNREACHABLE_AFTER: u32 = 2;
+/// Probe intervals a member that answered before must keep failing before it counts as
+/// unreachable: an API server restart or a control-plane upgrade must not fail workloads over.
+const UNREACHABLE_AFTER_INTERVALS: u32 = 2;
 
 /// Every member connection, by SovereignCluster name. Cheap to clone; clones share members.
 #[derive(Clone)]
@@ -103,6 +105,8 @@ pub struct Fleet {
     /// Bound on each probe and each call Sovra makes to a member: one slow member must not
     /// hold up work on the others.
     pub timeout: Duration,
+    /// How long a member that answered before may fail before it counts as unreachable.
+    grace: Duration,
 }
 
 struct Member {
@@ -111,8 +115,8 @@ struct Member {
     /// `None` when no client could ever be built from the kubeconfig.
     client: Option<Client>,
     health: Health,
-    /// Failed probes in a row.
-    failures: u32,
+    /// Since when probes fail, while the member still counts as reachable.
+    failing_since: Option<tokio::time::Instant>,
     caches: Option<Caches>,
     /// Namespaces known to exist on the member, so placing does not GET one per reconcile.
     namespaces: BTreeSet<String>,
@@ -124,7 +128,7 @@ impl Member {
             source,
             client,
             health: Health::Connecting,
-            failures: 0,
+            failing_since: None,
             caches: None,
             namespaces: BTreeSet::new(),
         }
@@ -160,11 +164,12 @@ pub enum Lookup {
 }
 
 impl Fleet {
-    pub fn new(signals: Signals, timeout: Duration) -> Self {
+    pub fn new(signals: Signals, timeout: Duration, probe_interval: Duration) -> Self {
         Self {
             members: Arc::default(),
             signals,
             timeout,
+            grace: probe_interval.saturating_mul(UNREACHABLE_AFTER_INTERVALS),
         }
     }
 
@@ -189,7 +194,9 @@ impl Fleet {
     /// True while a member that answered before fails probes but does not count as
     /// unreachable yet: probe it again soon.
     pub fn is_suspect(&self, name: &str) -> bool {
-        self.lock().get(name).is_some_and(|m| m.failures > 0)
+        self.lock().get(name).is_some_and(|m| {
+            m.failing_since.is_some() && matches!(m.health, Health::Reachable { .. })
+        })
     }
 
     /// The member's node pools from its Node cache, once that cache has synced.
@@ -288,10 +295,10 @@ impl Fleet {
         }
     }
 
-    /// Reads the member's kubeconfig, (re)builds its client when the kubeconfig changed, probes
-    /// it and, on the first success, starts its caches. Never fails: what went wrong is the
-    /// returned health. The whole probe is bounded by the member timeout. Announces a world
-    /// change when the health changed.
+    /// Reads the member's kubeconfig, builds a client when the kubeconfig changed, probes it
+    /// and, on the first success, starts its caches. A new kubeconfig replaces the connection
+    /// (client and caches) only once it has been probed successfully. Never fails: what went
+    /// wrong is the returned health. Announces a world change when the health changed.
     pub async fn probe(
         &self,
         name: &str,
@@ -299,17 +306,18 @@ impl Fleet {
         hub: &Client,
         namespace: &str,
     ) -> Health {
-        let probed = bounded(
-            self.timeout,
-            ConnectionFault::ServerUnreachable,
-            "probing",
-            async {
-                let client = self.connect(name, secret, hub, namespace).await?;
-                let version = probe_server(&client).await?;
-                Ok((client, version))
-            },
-        )
-        .await;
+        let probed = match self.connect(name, secret, hub, namespace).await {
+            Ok((client, source)) => bounded(
+                self.timeout,
+                ConnectionFault::ServerUnreachable,
+                "probing",
+                probe_server(&client),
+            )
+            .await
+            .map(|version| (client, source, version)),
+            Err(fault) => Err(fault),
+        };
+        let now = tokio::time::Instant::now();
         let (health, changed) = {
             let mut members = self.lock();
             let member = members
@@ -317,19 +325,24 @@ impl Fleet {
                 .or_insert_with(|| Member::new(Vec::new(), None));
             let before = member.health.clone();
             match probed {
-                Ok((client, version)) => {
-                    member.failures = 0;
+                Ok((client, source, version)) => {
+                    if member.source != source || member.client.is_none() {
+                        // A new kubeconfig may point at another cluster: nothing of the old
+                        // connection is kept.
+                        *member = Member::new(source, Some(client.clone()));
+                    }
+                    member.failing_since = None;
                     member.health = Health::Reachable { version };
                     if member.caches.is_none() {
                         member.caches = Some(watch_member(name, &client, &self.signals));
                     }
                 }
                 Err((why, message)) => {
-                    member.failures = member.failures.saturating_add(1);
-                    let keep = matches!(before, Health::Reachable { .. })
-                        && member.failures < UNREACHABLE_AFTER;
-                    if keep {
-                        tracing::warn!(cluster = %name, %message, "probe failed; probing again before calling it unreachable");
+                    let since = *member.failing_since.get_or_insert(now);
+                    let tolerated = matches!(before, Health::Reachable { .. })
+                        && now.duration_since(since) < self.grace;
+                    if tolerated {
+                        tracing::warn!(cluster = %name, %message, "probe failed; still counted as reachable for now");
                     } else {
                         member.health = Health::Unreachable { why, message };
                     }
@@ -343,41 +356,43 @@ impl Fleet {
         health
     }
 
-    /// The member's client, rebuilt when its kubeconfig changed. The old connection (client
-    /// and caches) is kept until a new one could be built, and is used when the Secret cannot
-    /// be read for a moment.
+    /// A client for the member's current kubeconfig and that kubeconfig's digest: the existing
+    /// client when the kubeconfig did not change, or when the Secret cannot be read for a
+    /// moment; otherwise a new one (not installed here: `probe` does that once it answers).
     async fn connect(
         &self,
         name: &str,
         secret: &SecretKeyRef,
         hub: &Client,
         namespace: &str,
-    ) -> Result<Client, (ConnectionFault, String)> {
+    ) -> Result<(Client, Vec<u8>), (ConnectionFault, String)> {
         let current = self
             .lock()
             .get(name)
-            .and_then(|m| m.client.clone().map(|c| (m.source.clone(), c)));
-        let kubeconfig = match read_kubeconfig(secret, hub, namespace).await {
-            Ok(kubeconfig) => kubeconfig,
-            Err((ConnectionFault::SecretUnreadable, message)) if current.is_some() => {
+            .and_then(|m| m.client.clone().map(|c| (c, m.source.clone())));
+        let read = bounded(
+            self.timeout,
+            ConnectionFault::SecretUnreadable,
+            "reading the kubeconfig Secret",
+            read_kubeconfig(secret, hub, namespace),
+        )
+        .await;
+        let kubeconfig = match (read, current.clone()) {
+            (Ok(kubeconfig), _) => kubeconfig,
+            (Err((ConnectionFault::SecretUnreadable, message)), Some(current)) => {
                 tracing::warn!(cluster = %name, %message, "using the last kubeconfig");
-                return current
-                    .map(|(_, client)| client)
-                    .ok_or((ConnectionFault::SecretUnreadable, message));
+                return Ok(current);
             }
-            Err(fault) => return Err(fault),
+            (Err(fault), _) => return Err(fault),
         };
         let source = Sha256::digest(kubeconfig.as_bytes()).to_vec();
-        if let Some((current_source, client)) = current
-            && current_source == source
-        {
-            return Ok(client);
+        match current {
+            Some((client, current_source)) if current_source == source => Ok((client, source)),
+            _ => Ok((
+                client_from_kubeconfig(&kubeconfig, self.timeout).await?,
+                source,
+            )),
         }
-        let client = client_from_kubeconfig(&kubeconfig, self.timeout).await?;
-        // A new kubeconfig may point at another cluster: nothing of the old connection is kept.
-        self.lock()
-            .insert(name.to_owned(), Member::new(source, Some(client.clone())));
-        Ok(client)
     }
 
     /// Waits (at most the member timeout) until a reachable member's caches have synced.
@@ -518,6 +533,17 @@ pub fn child(
     store
         .get(&ObjectRef::new(workload).within(namespace))
         .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
+}
+
+/// Whether `child`, found on the API server of `cluster`, is that SovereignCluster's to remove.
+/// A child belongs to the cluster its `sovra.dev/cluster` label names, so two SovereignClusters
+/// pointed at one API server never remove each other's children; one whose label is missing or
+/// names no existing cluster belongs to whoever finds it, so it cannot be left behind.
+pub fn belongs_to(child: &Deployment, cluster: &str, clusters: &BTreeSet<String>) -> bool {
+    match child.labels().get(CLUSTER_LABEL) {
+        Some(label) if clusters.contains(label) => label == cluster,
+        _ => true,
+    }
 }
 
 /// Keeps of a child only what Sovra reads: labels, generation, replicas and status.

@@ -121,7 +121,11 @@ pub async fn run_with_client(
         workload: workload_tx,
         cluster: cluster_tx,
     };
-    let fleet = fleet::Fleet::new(signals.clone(), args.member_timeout);
+    let fleet = fleet::Fleet::new(
+        signals.clone(),
+        args.member_timeout,
+        args.member_probe_interval,
+    );
     let world = world::World::new(
         classes.clone(),
         clusters.clone(),
@@ -238,7 +242,13 @@ pub async fn run_with_client(
     futures::future::join_all(probes).await;
     world.invalidate();
 
+    // Built before the context, which needs its cache of workloads.
+    let workload_controller = Controller::new(
+        Api::<DeserializeGuard<SovereignWorkload>>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
     let ctx = Arc::new(Context {
+        workloads: workload_controller.store(),
         client: client.clone(),
         namespace: args.namespace.clone(),
         probe_interval: args.member_probe_interval,
@@ -251,6 +261,7 @@ pub async fn run_with_client(
         hub_children,
         applied: context::Applied::default(),
         cluster_statuses: Default::default(),
+        released: Default::default(),
     });
 
     let world_changes = |rx: tokio::sync::broadcast::Receiver<()>| {
@@ -264,20 +275,17 @@ pub async fn run_with_client(
     let config = controller::Config::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(200));
-    let workloads = Controller::new(
-        Api::<DeserializeGuard<SovereignWorkload>>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(config.clone())
-    .reconcile_all_on(world_changes(world_rx.resubscribe()))
-    .reconcile_on(receiver_stream(workload_rx))
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
-        instrumented(workload::reconcile, "workload"),
-        error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+    let workloads = workload_controller
+        .with_config(config.clone())
+        .reconcile_all_on(world_changes(world_rx.resubscribe()))
+        .reconcile_on(receiver_stream(workload_rx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            instrumented(workload::reconcile, "workload"),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
     let drift = drift::controller(
         client.clone(),
         ctx.clone(),

@@ -1,9 +1,9 @@
 //! Reconciles a SovereignWorkload: dereference the world, decide, record the decision in the
 //! audit trail, apply (or remove) the child Deployment, write status, publish Events.
 
-use super::context::Context;
-use super::deployment::{self, FIELD_MANAGER, check_template, desired_deployment};
-use super::fleet::{Lookup, child};
+use super::context::{Context, lock};
+use super::deployment::{FIELD_MANAGER, check_template, desired_deployment};
+use super::fleet::{Lookup, belongs_to, child};
 use super::metrics::labels;
 use super::status::{self, ObservedDeployment, invalid_spec_status, truncate, workload_status};
 use crate::Error;
@@ -353,23 +353,17 @@ struct Removals {
     pending: Vec<String>,
 }
 
-/// Which children of the workload sit on clusters not in `keep`. A child belongs to the
-/// cluster its label names: two SovereignClusters pointed at one API server must not remove
-/// each other's children.
+/// Which children of the workload sit on clusters not in `keep` (see [`belongs_to`] for
+/// which cluster a child is removed through).
 fn plan_removals(workload: &SovereignWorkload, ctx: &Context, keep: &[String]) -> Removals {
     let namespace = workload.namespace().unwrap_or_default();
     let name = workload.name_any();
-    let owned_by = |found: &Deployment, cluster: &str| {
-        found
-            .labels()
-            .get(deployment::CLUSTER_LABEL)
-            .map(String::as_str)
-            == Some(cluster)
-    };
-    let hub = ctx.world.snapshot().hub.clone().and_then(|hub| {
-        child(&ctx.hub_children, &namespace, &name)
-            .filter(|found| owned_by(found, &hub) && !keep.contains(&hub))
-    });
+    let clusters = ctx.world.cluster_names();
+    let owned_by = |found: &Deployment, cluster: &str| belongs_to(found, cluster, &clusters);
+    // Without a hub SovereignCluster nothing may run on the hub.
+    let hub_name = ctx.world.snapshot().hub.clone().unwrap_or_default();
+    let hub = child(&ctx.hub_children, &namespace, &name)
+        .filter(|found| owned_by(found, &hub_name) && !keep.contains(&hub_name));
     let placed_before: Vec<&str> = workload
         .status
         .iter()
@@ -414,9 +408,10 @@ async fn remove_children(
 ) -> Result<(), Error> {
     let namespace = workload.namespace().unwrap_or_default();
     let name = workload.name_any();
-    if let (Some(found), Some(hub)) = (&removals.hub, ctx.world.snapshot().hub.as_ref()) {
+    if let Some(found) = &removals.hub {
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
         remove_child(&api, found, removal).await?;
+        let hub = ctx.world.snapshot().hub.clone().unwrap_or_default();
         ctx.applied.forget(&format!("{hub}/{namespace}/{name}"));
     }
     let fleet = &ctx.world.fleet;
@@ -482,7 +477,8 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
             "unreachable; the workload's Deployment there is removed when it answers again",
         ));
     }
-    if had_placements {
+    let uid = workload.uid().unwrap_or_default();
+    if had_placements && !lock(&ctx.released).contains(&uid) {
         let entry = entry(
             workload,
             AuditAction::Released,
@@ -491,6 +487,7 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
             vec!["SovereignWorkload deleted".to_owned()],
         );
         ctx.audit.record(entry).await?;
+        lock(&ctx.released).insert(uid.clone());
     }
     remove_children(workload, ctx, &removals, Removal::Delete).await?;
     if had_placements {
