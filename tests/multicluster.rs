@@ -46,6 +46,24 @@ fn internal_in_de(name: &str, replicas: i32, placement: Value) -> Value {
     workload(name, "internal", replicas, placement)
 }
 
+/// Puts a Sovra child of `workload` for `cluster` on `member` by hand, as an earlier
+/// placement, a crash or a deletion Sovra could not carry out would leave it.
+fn leave_child(member: &TestApiServer, workload: &str, cluster: &str) {
+    let _ = member
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}));
+    member
+        .put(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": workload, "namespace": NAMESPACE, "labels": {
+                "app.kubernetes.io/managed-by": "sovra", "sovra.dev/workload": workload,
+                "sovra.dev/cluster": cluster}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"sovra.dev/workload": workload}},
+                     "template": {"metadata": {"labels": {"sovra.dev/workload": workload}},
+                                  "spec": {"containers": [{"name": "app", "image": "old:1"}]}}}
+        }))
+        .unwrap();
+}
+
 /// Clusters by name, for the observer.
 type Fleet = Vec<(String, TestApiServer)>;
 
@@ -560,18 +578,7 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     let (hub, members) = hub_with_members().await;
     // A child Sovra left behind on bund-de-2 (an earlier placement, a crash).
     let orphan_home = &members["bund-de-2"];
-    orphan_home
-        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
-        .unwrap();
-    let mut orphan = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "tax", "namespace": NAMESPACE, "labels": {
-            "app.kubernetes.io/managed-by": "sovra", "sovra.dev/workload": "tax", "sovra.dev/cluster": "bund-de-2"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"sovra.dev/workload": "tax"}},
-                 "template": {"metadata": {"labels": {"sovra.dev/workload": "tax"}},
-                              "spec": {"containers": [{"name": "app", "image": "old:1"}]}}}
-    });
-    orphan_home.put(orphan.take()).unwrap();
+    leave_child(orphan_home, "tax", "bund-de-2");
 
     let dir = tempfile::tempdir().unwrap();
     let operator = start_operator(&hub, dir.path(), "sovra-0", false);
@@ -879,21 +886,8 @@ async fn a_member_whose_object_stops_matching_the_schema_can_still_be_deleted() 
 async fn a_child_whose_workload_no_longer_exists_is_removed_from_its_member() {
     let hub = hub_server().await;
     let member = member_server("DE").await;
-    member
-        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
-        .unwrap();
     // Left behind by a workload deleted while the member could not be reached.
-    member
-        .put(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "ghost", "namespace": NAMESPACE, "labels": {
-                "app.kubernetes.io/managed-by": "sovra", "sovra.dev/workload": "ghost",
-                "sovra.dev/cluster": "bund-de-1"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"sovra.dev/workload": "ghost"}},
-                     "template": {"metadata": {"labels": {"sovra.dev/workload": "ghost"}},
-                                  "spec": {"containers": [{"name": "app", "image": "old:1"}]}}}
-        }))
-        .unwrap();
+    leave_child(&member, "ghost", "bund-de-1");
     join(&hub, member_cluster("bund-de-1", "DE"), &member);
     let dir = tempfile::tempdir().unwrap();
     let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
