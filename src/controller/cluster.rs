@@ -7,7 +7,7 @@ use super::deployment::FIELD_MANAGER;
 use super::deployment::WORKLOAD_LABEL;
 use super::fleet::{Health, belongs_to, pools_from_status};
 use super::metrics::labels;
-use super::workload::publish;
+use super::workload::{Removal, on_member, publish, remove_child};
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
@@ -15,7 +15,7 @@ use crate::policy::{NodePool, jurisdiction_of};
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -145,17 +145,12 @@ async fn drain(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Erro
     for child in &children {
         let api: Api<Deployment> =
             Api::namespaced(client.clone(), &child.namespace().unwrap_or_default());
-        let deleted = tokio::time::timeout(
+        on_member(
+            &name,
             fleet.timeout,
-            api.delete(&child.name_any(), &DeleteParams::background()),
+            remove_child(&api, child, Removal::Delete),
         )
-        .await;
-        match deleted {
-            Ok(Ok(_)) => {}
-            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return waiting("deleting a Deployment timed out".into()),
-        }
+        .await?;
     }
     let note = if running > 0 {
         format!(
@@ -197,21 +192,14 @@ async fn remove_orphans(cluster: &SovereignCluster, ctx: &Context) -> Result<(),
             continue;
         }
         let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-        match tokio::time::timeout(
+        let removed = on_member(
+            &name,
             fleet.timeout,
-            api.delete(&child.name_any(), &DeleteParams::background()),
+            remove_child(&api, &child, Removal::Delete),
         )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(kube::Error::Api(e))) if e.code == 404 => continue,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {
-                return Err(Error::MemberCluster {
-                    cluster: name,
-                    message: "deleting an orphaned Deployment timed out".into(),
-                });
-            }
+        .await?;
+        if !removed {
+            continue;
         }
         publish(
             ctx,

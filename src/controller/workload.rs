@@ -282,7 +282,7 @@ async fn place(
 
 /// Bounds a call to a member: a slow member fails this reconcile (and is retried with
 /// backoff) instead of holding up a worker.
-async fn on_member<T>(
+pub(super) async fn on_member<T>(
     cluster: &str,
     timeout: Duration,
     call: impl std::future::Future<Output = Result<T, Error>>,
@@ -339,7 +339,7 @@ fn observe(child: &Deployment) -> ObservedDeployment {
 
 /// What happens to a child on a cluster the workload no longer runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Removal {
+pub(super) enum Removal {
     Delete,
     ScaleToZero,
 }
@@ -429,11 +429,13 @@ async fn remove_children(
     removed.into_iter().collect()
 }
 
-async fn remove_child(
+/// Deletes a child or scales it to zero. False when there was nothing to do: it was gone
+/// already, or already at zero.
+pub(super) async fn remove_child(
     api: &Api<Deployment>,
     child: &Deployment,
     removal: Removal,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = &child.name_any();
     let replicas = child.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let result = match removal {
@@ -441,7 +443,7 @@ async fn remove_child(
             .delete(name, &DeleteParams::background())
             .await
             .map(|_| ()),
-        Removal::ScaleToZero if replicas == 0 => Ok(()),
+        Removal::ScaleToZero if replicas == 0 => return Ok(false),
         Removal::ScaleToZero => {
             let params = PatchParams {
                 field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -457,8 +459,8 @@ async fn remove_child(
         }
     };
     match result {
-        Ok(()) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
