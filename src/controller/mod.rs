@@ -93,24 +93,12 @@ pub async fn run_with_client(
     let hub_version = client.apiserver_version().await.ok().map(|v| v.git_version);
 
     // Caches of everything a decision reads. Nodes are stripped to labels and taints.
-    let (classes, classes_writer) = reflector::store();
-    let (clusters, clusters_writer) = reflector::store();
-    let class_events = watcher(
-        Api::<DeserializeGuard<SensitivityClass>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(classes_writer)
-    .map(|_| ())
-    .boxed();
-    let cluster_events = watcher(
-        Api::<DeserializeGuard<SovereignCluster>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(clusters_writer)
-    .map(|_| ())
-    .boxed();
+    let (classes, class_events) = cache(Api::<DeserializeGuard<SensitivityClass>>::all(
+        client.clone(),
+    ));
+    let (clusters, cluster_events) = cache(Api::<DeserializeGuard<SovereignCluster>>::all(
+        client.clone(),
+    ));
     let (nodes, node_events) = fleet::watch_nodes(&client);
     let node_events = node_events.map(|_| ()).boxed();
     let (fleet_world_tx, fleet_world_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -327,6 +315,26 @@ pub async fn run_with_client(
     watch_world.abort();
     hub_children_task.abort();
     result
+}
+
+/// A cache of every `K`, and the watch events that keep it fed (the caller drives them).
+fn cache<K>(api: Api<K>) -> (reflector::Store<K>, futures::stream::BoxStream<'static, ()>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .map(|_| ())
+        .boxed();
+    (store, events)
 }
 
 /// The messages of a channel as a stream.
