@@ -61,12 +61,7 @@ async fn metrics_count_placements_and_refusals_by_class_and_reason() {
         .put(workload("tax", "confidential", 1, json!({})))
         .unwrap();
     server
-        .put(workload(
-            "exchange",
-            "confidential",
-            1,
-            json!({"requiredCountries": ["DE"]}),
-        ))
+        .put(pinned_to_de("exchange", "confidential", 1, json!({})))
         .unwrap();
     wait_for_phase(&server, "tax", "Placed").await;
     wait_for_phase(&server, "exchange", "Refused").await;

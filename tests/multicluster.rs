@@ -41,9 +41,7 @@ fn condition_of(workload: &Value, type_: &str) -> Value {
 
 /// A DE-only `internal` workload: of the fixtures, only `bund-*` members qualify.
 fn internal_in_de(name: &str, replicas: i32, placement: Value) -> Value {
-    let mut placement = placement;
-    placement["requiredCountries"] = json!(["DE"]);
-    workload(name, "internal", replicas, placement)
+    pinned_to_de(name, "internal", replicas, placement)
 }
 
 /// Puts a Sovra child of `workload` for `cluster` on `member` by hand, as an earlier

@@ -96,12 +96,7 @@ async fn workload_no_cluster_qualifies_for_is_refused_with_reasons_and_gets_no_d
     let dir = tempfile::tempdir().unwrap();
     let _operator = start_operator(&server, dir.path(), "sovra-0", false);
     server
-        .put(workload(
-            "exchange",
-            "confidential",
-            2,
-            json!({"requiredCountries": ["DE"]}),
-        ))
+        .put(pinned_to_de("exchange", "confidential", 2, json!({})))
         .unwrap();
 
     let refused = wait_for_phase(&server, "exchange", "Refused").await;

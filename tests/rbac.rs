@@ -118,12 +118,7 @@ async fn exercise_every_path(
     // On the member: namespace created, child applied, then scaled to zero when the member
     // stops meeting the class, then deleted with the workload.
     server
-        .put(workload(
-            "register",
-            "internal",
-            1,
-            json!({"requiredCountries": ["DE"]}),
-        ))
+        .put(pinned_to_de("register", "internal", 1, json!({})))
         .unwrap();
     wait_for_phase(server, "register", "Placed").await;
     let mut cluster = server.get(&clusters(), None, "bund-de-1").unwrap();
@@ -147,12 +142,7 @@ async fn exercise_every_path(
         .put(workload("portal", "internal", 1, json!({})))
         .unwrap();
     server
-        .put(workload(
-            "exchange",
-            "confidential",
-            1,
-            json!({"requiredCountries": ["DE"]}),
-        ))
+        .put(pinned_to_de("exchange", "confidential", 1, json!({})))
         .unwrap();
     let mut broken = workload("broken", "internal", 1, json!({}));
     broken["spec"]["replicas"] = json!("many");

@@ -90,6 +90,13 @@ pub fn workload(name: &str, class: &str, replicas: i32, placement: Value) -> Val
     })
 }
 
+/// A workload that may run only in Germany (`requiredCountries: [DE]`): never on the NL hub.
+pub fn pinned_to_de(name: &str, class: &str, replicas: i32, placement: Value) -> Value {
+    let mut placement = placement;
+    placement["requiredCountries"] = json!(["DE"]);
+    workload(name, class, replicas, placement)
+}
+
 /// Objects from a YAML file in the repository.
 pub fn yaml_objects(relative: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
