@@ -155,6 +155,19 @@ fn pin_to_pools(affinity: &mut Affinity, target: &Target, pool_label: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The required node-selector terms of a pod spec Sovra produced.
+    fn required_terms(pod: &k8s_openapi::api::core::v1::PodSpec) -> Vec<NodeSelectorTerm> {
+        pod.affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|s| s.node_selector_terms.clone())
+            .unwrap_or_default()
+    }
     use crate::crd::SovereignWorkloadSpec;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
@@ -211,14 +224,7 @@ mod tests {
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(3));
         let pod = spec.template.spec.unwrap();
-        let terms = pod
-            .affinity
-            .unwrap()
-            .node_affinity
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .unwrap()
-            .node_selector_terms;
+        let terms = required_terms(&pod);
         let keys: Vec<_> = terms[0]
             .match_expressions
             .as_ref()
@@ -260,14 +266,7 @@ mod tests {
         });
         let d = desired_deployment(&workload(spec), &target(false), "pool", false).unwrap();
         let pod = d.spec.unwrap().template.spec.unwrap();
-        let terms = pod
-            .affinity
-            .unwrap()
-            .node_affinity
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .unwrap()
-            .node_selector_terms;
+        let terms = required_terms(&pod);
         assert_eq!(terms.len(), 2);
         for term in terms {
             let exprs = term.match_expressions.unwrap();
