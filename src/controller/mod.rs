@@ -208,12 +208,10 @@ pub async fn run_with_client(
 
     // Probe every member once before deciding anything: a member not probed yet counts as
     // unreachable, and deciding then would fail workloads over for no reason.
-    let members = world.member_names();
     let probes = clusters
         .state()
         .into_iter()
         .filter_map(|guard| guard.0.as_ref().ok().cloned())
-        .filter(|c| members.contains(&c.name_any()))
         .map(|c| {
             let fleet = fleet.clone();
             let client = client.clone();

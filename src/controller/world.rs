@@ -165,17 +165,6 @@ impl World {
         }
     }
 
-    /// Names of the member clusters (SovereignClusters reached through a kubeconfig).
-    pub fn member_names(&self) -> std::collections::BTreeSet<String> {
-        self.clusters
-            .state()
-            .iter()
-            .filter_map(|guard| guard.0.as_ref().ok())
-            .filter(|c| c.spec.connection.kubeconfig_secret_ref.is_some())
-            .map(|c| c.metadata.name.clone().unwrap_or_default())
-            .collect()
-    }
-
     /// Names of every SovereignCluster that exists, valid or not: a cluster whose object
     /// stopped matching the schema keeps its connection, so its children stay in reach.
     pub fn cluster_names(&self) -> std::collections::BTreeSet<String> {
