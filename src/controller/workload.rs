@@ -238,12 +238,10 @@ async fn place(
     if Some(target.cluster.as_str()) == hub {
         let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
         let cached = child(&ctx.hub_children, &namespace, &name);
-        if let Some(cached) = cached.filter(|c| ctx.applied.is_current(&key, &desired, c)) {
-            return Ok(Some(observe(&cached)));
-        }
-        let applied = apply_child(&ctx.client, &desired).await?;
-        ctx.applied.record(&key, &desired, &applied);
-        return Ok(Some(observe(&applied)));
+        let apply = apply_child(&ctx.client, &desired);
+        return apply_unless_current(ctx, &key, &desired, cached, apply)
+            .await
+            .map(Some);
     }
     let fleet = &ctx.world.fleet;
     let Some(client) = fleet.client(&target.cluster) else {
@@ -254,30 +252,41 @@ async fn place(
         return Ok(None);
     };
     let desired = desired_deployment(workload, target, &ctx.world.pool_label, false)?;
-    if let Lookup::Present(cached) = fleet.child(&target.cluster, &namespace, &name)
-        && ctx.applied.is_current(&key, &desired, &cached)
-    {
-        return Ok(Some(observe(&cached)));
-    }
-    let applied = on_member(&target.cluster, fleet.timeout, async {
+    let cached = match fleet.child(&target.cluster, &namespace, &name) {
+        Lookup::Present(cached) => Some(cached),
+        Lookup::Absent | Lookup::Unknown => None,
+    };
+    let apply = on_member(&target.cluster, fleet.timeout, async {
         fleet
             .ensure_namespace(&target.cluster, &client, &namespace)
             .await?;
         apply_child(&client, &desired).await
-    })
-    .await;
-    match applied {
-        Ok(applied) => {
-            ctx.applied.record(&key, &desired, &applied);
-            Ok(Some(observe(&applied)))
-        }
+    });
+    match apply_unless_current(ctx, &key, &desired, cached, apply).await {
         Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
             // The namespace was deleted on the member since Sovra created it.
             fleet.forget_namespace(&target.cluster, &namespace);
             Err(Error::Kube(kube::Error::Api(status)))
         }
-        Err(error) => Err(error),
+        result => result.map(Some),
     }
+}
+
+/// Runs `apply` unless the cached child is exactly what Sovra applied last as `desired`, and
+/// returns what the child reports.
+async fn apply_unless_current(
+    ctx: &Context,
+    key: &str,
+    desired: &Deployment,
+    cached: Option<Arc<Deployment>>,
+    apply: impl std::future::Future<Output = Result<Deployment, Error>>,
+) -> Result<ObservedDeployment, Error> {
+    if let Some(cached) = cached.filter(|c| ctx.applied.is_current(key, desired, c)) {
+        return Ok(observe(&cached));
+    }
+    let applied = apply.await?;
+    ctx.applied.record(key, desired, &applied);
+    Ok(observe(&applied))
 }
 
 /// Bounds a call to a member: a slow member fails this reconcile (and is retried with
