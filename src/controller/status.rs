@@ -101,14 +101,21 @@ pub fn workload_status(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            set(CONDITION_PLACED, false, reason, message.clone());
+            set(CONDITION_PLACED, false, reason, message);
             set(
                 CONDITION_COMPLIANT,
                 true,
                 "NothingPlaced",
                 "nothing runs".to_owned(),
             );
-            set(CONDITION_READY, false, "Refused", message);
+            // The reasons are in the Placed condition already; a second copy would double
+            // the size of every refused workload's status.
+            set(
+                CONDITION_READY,
+                false,
+                "Refused",
+                "nothing runs: the placement was refused (see the Placed condition)".to_owned(),
+            );
             WorkloadPhase::Refused
         }
         Outcome::Placed(targets) => {

@@ -1,6 +1,7 @@
 //! `SensitivityClass`: what a class of data requires of the infrastructure it runs on.
 //! A class is data, not code: every requirement is a field, so governments can add classes.
 
+use super::bounds;
 use super::schema;
 use super::vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};
 use kube::{CustomResource, KubeSchema};
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 pub struct SensitivityClassSpec {
     /// Human description, e.g. the BIO / VIR-BI level this class stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::TEXT))]
     pub description: Option<String>,
     /// `enforce` refuses non-compliant placements; `audit` places and reports.
     #[serde(default)]
@@ -64,6 +66,7 @@ pub struct SensitivityClassSpec {
 pub struct LocationRequirements {
     /// Jurisdictions the cluster's country may be in. Third countries are never allowed.
     #[serde(default = "eu_and_eea")]
+    #[schemars(length(max = bounds::JURISDICTIONS))]
     #[x_kube(validation = Rule::new("!self.exists(j, j == 'ThirdCountry')").message("a SensitivityClass can never allow third countries"))]
     pub jurisdictions: Vec<Jurisdiction>,
     /// When set, the cluster's country must be one of these (EU/EEA countries only).
@@ -92,6 +95,7 @@ impl Default for LocationRequirements {
 pub struct ProviderRequirements {
     /// Jurisdictions the provider may be headquartered in; empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::JURISDICTIONS))]
     pub headquarters_jurisdictions: Vec<Jurisdiction>,
     /// Whether a provider subject to extraterritorial non-EU law (e.g. the US CLOUD Act) may
     /// run this class. Defaults to `false`: exposure must be allowed explicitly.
@@ -99,6 +103,7 @@ pub struct ProviderRequirements {
     pub extraterritorial_exposure_allowed: bool,
     /// Who may operate the cluster; empty means anyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::OPERATORS))]
     pub operated_by: Vec<OperatedBy>,
 }
 
@@ -108,9 +113,11 @@ pub struct ProviderRequirements {
 pub struct CertificationRequirements {
     /// Every one of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::CERTIFICATIONS))]
     pub all_of: Vec<Certification>,
     /// At least one of these (ignored when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::CERTIFICATIONS))]
     pub any_of: Vec<Certification>,
 }
 

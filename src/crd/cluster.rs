@@ -1,6 +1,7 @@
 //! `SovereignCluster`: a Kubernetes cluster Sovra may place onto, with the facts that decide
 //! which classes it may run.
 
+use super::bounds;
 use super::schema;
 use super::vocabulary::{Certification, Jurisdiction, OperatedBy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -50,10 +51,12 @@ pub struct SovereignClusterSpec {
     pub country: String,
     /// Free-text region, e.g. `eu-west`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::LABEL_VALUE))]
     pub region: Option<String>,
     pub provider: Provider,
     pub operated_by: OperatedBy,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::CERTIFICATIONS))]
     pub certifications: Vec<Certification>,
     pub connection: ClusterConnection,
 }
@@ -62,6 +65,7 @@ pub struct SovereignClusterSpec {
 #[derive(JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
+    #[schemars(length(min = 1, max = bounds::DISPLAY_NAME))]
     pub name: String,
     /// Country of the provider's (ultimate parent's) headquarters.
     #[schemars(schema_with = "schema::country")]
@@ -87,9 +91,11 @@ pub struct ClusterConnection {
 #[derive(JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = bounds::OBJECT_NAME))]
     pub name: String,
     /// Key in the Secret's data; defaults to `kubeconfig`.
     #[serde(default = "default_kubeconfig_key")]
+    #[schemars(length(min = 1, max = bounds::OBJECT_NAME))]
     pub key: String,
 }
 
@@ -107,12 +113,14 @@ pub struct SovereignClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<Jurisdiction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::VERSION))]
     pub kubernetes_version: Option<String>,
     /// Number of node pools that are sovereign.
     #[serde(default)]
     pub sovereign_pools: i32,
     /// Every node pool seen, sovereign or not, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::NODE_POOLS))]
     pub node_pools: Vec<NodePoolStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::conditions")]
@@ -123,6 +131,7 @@ pub struct SovereignClusterStatus {
 #[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePoolStatus {
+    #[schemars(length(max = bounds::LABEL_VALUE))]
     pub name: String,
     pub nodes: i32,
     /// Nodes carrying the administrator-set sovereign label.
@@ -130,10 +139,13 @@ pub struct NodePoolStatus {
     pub sovereign: bool,
     /// Class the pool is dedicated to (from its taint), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::OBJECT_NAME))]
     pub dedicated_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::COUNTRY_CODE))]
     pub country: Option<String>,
     /// Why the pool is not (fully) sovereign.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::POOL_NOTES), inner(length(max = bounds::TEXT)))]
     pub reasons: Vec<String>,
 }

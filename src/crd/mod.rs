@@ -3,6 +3,7 @@
 //! The Rust types here are the single source of truth: `crds/*.yaml` is generated from them
 //! (`sovra crd`) and a test fails when the committed YAML drifts.
 
+pub mod bounds;
 mod class;
 mod cluster;
 mod schema;
@@ -19,8 +20,9 @@ pub use cluster::{
 };
 pub use vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};
 pub use workload::{
-    CandidateVerdict, Placement, PlacementDecision, PlacementPreferences, SovereignWorkload,
-    SovereignWorkloadSpec, SovereignWorkloadStatus, WorkloadPhase,
+    CandidateCounts, CandidateVerdict, Placement, PlacementDecision, PlacementPreferences,
+    RejectionGroup, SovereignWorkload, SovereignWorkloadSpec, SovereignWorkloadStatus,
+    WorkloadPhase,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -1,5 +1,6 @@
 //! Hand-written schema fragments where the derived one is not what the API server needs.
 
+use super::bounds;
 use schemars::{Schema, SchemaGenerator, json_schema};
 
 /// `metav1.Condition` list as a map keyed by `type`, so server-side apply merges conditions
@@ -9,15 +10,17 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
         "type": "array",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
+        "maxItems": bounds::CONDITIONS,
+        // The bounds of metav1.Condition's own schema (message 32768, reason 1024, type 316).
         "items": {
             "type": "object",
             "properties": {
-                "lastTransitionTime": { "format": "date-time", "type": "string" },
-                "message": { "type": "string" },
-                "observedGeneration": { "type": "integer", "format": "int64" },
-                "reason": { "type": "string" },
+                "lastTransitionTime": { "format": "date-time", "type": "string", "maxLength": 64 },
+                "message": { "type": "string", "maxLength": 32768 },
+                "observedGeneration": { "type": "integer", "format": "int64", "minimum": 0 },
+                "reason": { "type": "string", "maxLength": 1024 },
                 "status": { "type": "string", "enum": ["True", "False", "Unknown"] },
-                "type": { "type": "string" }
+                "type": { "type": "string", "maxLength": 316 }
             },
             "required": ["lastTransitionTime", "message", "reason", "status", "type"]
         }
@@ -42,6 +45,7 @@ pub fn country(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",
         "pattern": "^[A-Z]{2}$",
+        "maxLength": bounds::COUNTRY_CODE,
         "description": "ISO 3166-1 alpha-2 country code, upper case (e.g. NL)."
     })
 }
@@ -51,7 +55,8 @@ pub fn countries(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "array",
         "x-kubernetes-list-type": "set",
-        "items": { "type": "string", "pattern": "^[A-Z]{2}$" },
+        "maxItems": bounds::COUNTRIES,
+        "items": { "type": "string", "pattern": "^[A-Z]{2}$", "maxLength": bounds::COUNTRY_CODE },
         "description": "ISO 3166-1 alpha-2 country codes, upper case."
     })
 }

@@ -1,5 +1,6 @@
 //! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
 
+use super::bounds;
 use super::schema;
 use super::vocabulary::Enforcement;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -126,14 +127,18 @@ pub struct SovereignWorkloadStatus {
     pub ready_replicas: i32,
     /// `ready/desired`, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     pub ready: Option<String>,
     /// Label selector of the pods (scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub selector: Option<String>,
     /// Comma-separated placed clusters, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::CLUSTER_LIST))]
     pub clusters: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::CLUSTERS))]
     pub placements: Vec<Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<PlacementDecision>,
@@ -146,37 +151,84 @@ pub struct SovereignWorkloadStatus {
 #[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
+    #[schemars(length(max = bounds::OBJECT_NAME))]
     pub cluster: String,
+    #[schemars(length(max = bounds::COUNTRY_CODE))]
     pub country: String,
+    #[schemars(length(max = bounds::NODE_POOLS), inner(length(max = bounds::LABEL_VALUE)))]
     pub node_pools: Vec<String>,
     pub replicas: i32,
     #[serde(default)]
     pub ready_replicas: i32,
 }
 
-/// The placement decision with its evidence: every candidate and why it was accepted or not.
+/// The placement decision with its evidence. Bounded whatever the size of the fleet: the first
+/// candidates are listed with their verdicts, and every rejected one is counted in a group per
+/// reason. The complete per-candidate list is in `sovra plan --explain` and the audit trail.
 #[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlacementDecision {
     pub enforcement: Enforcement,
     /// Refused, or the reasons a compliant placement could not be made in full.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::DECISION_REASONS), inner(length(max = bounds::TEXT)))]
     pub reasons: Vec<String>,
     /// Requirements the chosen placement does not meet (only in `audit` enforcement).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::DECISION_REASONS), inner(length(max = bounds::TEXT)))]
     pub audit_violations: Vec<String>,
+    /// How many clusters and node pools were judged, and how many pools were accepted.
+    #[serde(default)]
+    pub counts: CandidateCounts,
+    /// Verdicts on the first candidates, accepted ones first, in name order.
+    #[serde(default)]
+    #[schemars(length(max = bounds::LISTED_CANDIDATES))]
     pub candidates: Vec<CandidateVerdict>,
+    /// Every rejected candidate, grouped by reason, most frequent reason first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::REJECTION_GROUPS))]
+    pub rejected: Vec<RejectionGroup>,
+}
+
+/// How many candidates a decision judged.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateCounts {
+    pub clusters: i32,
+    pub node_pools: i32,
+    /// Node pools that are compliant and on a compliant cluster.
+    pub accepted_node_pools: i32,
 }
 
 /// One cluster, or one node pool of a cluster, and the verdict on it.
 #[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CandidateVerdict {
+    #[schemars(length(max = bounds::OBJECT_NAME))]
     pub cluster: String,
     /// Absent when the verdict is about the cluster as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::LABEL_VALUE))]
     pub node_pool: Option<String>,
     pub accepted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::DECISION_REASONS), inner(length(max = bounds::TEXT)))]
     pub reasons: Vec<String>,
+}
+
+/// The candidates one reason rejected.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionGroup {
+    /// The reason's stable code, e.g. `PoolNotSovereign`.
+    #[schemars(length(max = bounds::LABEL_VALUE))]
+    pub reason: String,
+    /// How many clusters or node pools it rejected.
+    pub count: i32,
+    /// The reason as said of the first of them.
+    #[schemars(length(max = bounds::TEXT))]
+    pub message: String,
+    /// The first few of them: `cluster` or `cluster/pool`.
+    #[schemars(length(max = bounds::GROUP_EXAMPLES), inner(length(max = bounds::CANDIDATE_NAME)))]
+    pub examples: Vec<String>,
 }
