@@ -10,6 +10,7 @@ pub mod deployment;
 mod drift;
 mod fleet;
 mod http;
+mod kubeconfig;
 mod leader;
 mod metrics;
 pub mod status;
@@ -18,7 +19,8 @@ mod world;
 
 pub use cluster::{Link, cluster_status, sovereignty_lost};
 pub use context::Backoff;
-pub use fleet::{ConnectionFault, client_from_kubeconfig};
+pub use fleet::ConnectionFault;
+pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector};
 pub use metrics::Metrics;
 pub use workload::FINALIZER;
