@@ -30,6 +30,7 @@
 //! JSON merge patch; server-side apply treats lists as atomic and only Apply
 //! managers own fields.
 
+mod cel_cost;
 mod discovery;
 mod error;
 mod faults;
@@ -50,6 +51,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use cel_cost::*;
 pub use error::ApiError;
 pub use faults::{Faults, RequestMatcher};
 use selector::Selectors;

@@ -246,6 +246,7 @@ impl Registry {
                 "spec.versions: Required value: must have at least one served version",
             ));
         }
+        crate::cel_cost::reject_over_budget(crd)?;
         self.unregister_crd(&group, &plural);
         self.types.extend(registered);
         Ok(())
