@@ -1,6 +1,7 @@
 //! The one error type of the library. Each variant names what failed; `metric_label` gives a
 //! stable, low-cardinality label for metrics and Event reasons.
 
+use kube::runtime::finalizer::Error as FinalizerError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,18 @@ pub enum Error {
     #[error("member cluster {cluster}: {message}")]
     MemberCluster { cluster: String, message: String },
 
+    /// A Deployment with the child's name exists but is not Sovra's: Sovra never touches it.
+    #[error(
+        "Deployment {namespace}/{name} on cluster {cluster} is not Sovra's ({owner}); Sovra does not overwrite it: remove or rename it, or rename the SovereignWorkload"
+    )]
+    ChildConflict {
+        cluster: String,
+        namespace: String,
+        name: String,
+        /// Who the Deployment belongs to, as far as its metadata says.
+        owner: String,
+    },
+
     #[error("CRD {0} is not established")]
     CrdNotEstablished(String),
 
@@ -63,7 +76,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Stable label for metrics and logs.
+    /// Stable label for metrics and logs: the variant that failed, looking through the
+    /// finalizer wrapper (adding or removing the finalizer is an API call: `kube`).
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",
@@ -75,8 +89,15 @@ impl Error {
             Self::MissingField(_) => "missing_field",
             Self::Audit { .. } => "audit",
             Self::MemberCluster { .. } => "member_cluster",
+            Self::ChildConflict { .. } => "child_conflict",
             Self::CrdNotEstablished(_) => "crd_not_established",
-            Self::Finalizer(_) => "finalizer",
+            Self::Finalizer(error) => match error.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
+                    inner.metric_label()
+                }
+                FinalizerError::AddFinalizer(_) | FinalizerError::RemoveFinalizer(_) => "kube",
+                FinalizerError::UnnamedObject | FinalizerError::InvalidFinalizer => "finalizer",
+            },
             Self::LeaderElection(_) => "leader_election",
             Self::CacheSync(_) => "cache_sync",
             Self::HttpServer(_) => "http_server",
@@ -84,4 +105,66 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The text to show on the object (Event, condition): what failed, without the finalizer
+    /// wrapper around a reconciler's own error.
+    pub fn reported(&self) -> String {
+        match self {
+            Self::Finalizer(error) => match error.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
+                    inner.reported()
+                }
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forbidden() -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("deployments \"tax\" is forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_reconciler_error_inside_the_finalizer_is_labelled_by_its_own_variant() {
+        let apply = Error::Finalizer(Box::new(FinalizerError::ApplyFailed(Error::Kube(
+            forbidden(),
+        ))));
+        assert_eq!(apply.metric_label(), "kube");
+        assert!(
+            apply.reported().starts_with("Kubernetes API call failed"),
+            "{}",
+            apply.reported()
+        );
+        let cleanup = Error::Finalizer(Box::new(FinalizerError::CleanupFailed(
+            Error::MemberCluster {
+                cluster: "bund-de-1".into(),
+                message: "unreachable".into(),
+            },
+        )));
+        assert_eq!(cleanup.metric_label(), "member_cluster");
+        assert_eq!(cleanup.reported(), "member cluster bund-de-1: unreachable");
+    }
+
+    #[test]
+    fn adding_or_removing_the_finalizer_is_an_api_call() {
+        let add = Error::Finalizer(Box::new(FinalizerError::AddFinalizer(forbidden())));
+        let remove = Error::Finalizer(Box::new(FinalizerError::RemoveFinalizer(forbidden())));
+        assert_eq!(add.metric_label(), "kube");
+        assert_eq!(remove.metric_label(), "kube");
+        assert!(add.reported().starts_with("failed to add finalizer"));
+        let unnamed = Error::Finalizer(Box::new(FinalizerError::UnnamedObject));
+        assert_eq!(unnamed.metric_label(), "finalizer");
+        assert_eq!(Error::Kube(forbidden()).metric_label(), "kube");
+    }
+}

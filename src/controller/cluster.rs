@@ -2,7 +2,7 @@
 //! reachability. Reports `SovereigntyLost` when a pool or the cluster stops being sovereign;
 //! the workload controller then moves or refuses the affected workloads.
 
-use super::context::{Context, lock};
+use super::context::Context;
 use super::deployment::FIELD_MANAGER;
 use super::deployment::WORKLOAD_LABEL;
 use super::fleet::{Health, belongs_to, pools_from_status};
@@ -25,6 +25,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Condition on member SovereignClusters: whether the kubeconfig in the Secret is the one in use.
+pub const CONDITION_KUBECONFIG: &str = "KubeconfigAccepted";
 
 /// Finalizer on member SovereignClusters: Sovra's Deployments on a member are removed (its
 /// workloads moved elsewhere) before Sovra lets go of the connection to it.
@@ -222,7 +225,10 @@ fn forget_cluster(ctx: &Context, cluster: &SovereignCluster) {
     ctx.metrics
         .cluster_reachable
         .remove(&labels(&[("cluster", &cluster.name_any())]));
-    lock(&ctx.cluster_statuses).remove(&cluster.uid().unwrap_or_default());
+    ctx.memory
+        .cluster_statuses
+        .forget(&cluster.uid().unwrap_or_default());
+    ctx.applied.forget_cluster(&cluster.name_any());
 }
 
 /// Probes the cluster (members), writes its status and reports lost sovereignty.
@@ -230,9 +236,11 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
     // Compare with the status Sovra last wrote: the cache may not show that write yet, and
     // comparing with an older status would report the same loss or outage twice.
     let uid = cluster.uid().unwrap_or_default();
-    let written = lock(&ctx.cluster_statuses).get(&uid).cloned();
     let cluster = &SovereignCluster {
-        status: written.or_else(|| cluster.status.clone()),
+        status: ctx
+            .memory
+            .cluster_statuses
+            .newest(&uid, cluster.status.as_ref()),
         ..cluster.clone()
     };
     let now = Time(jiff::Timestamp::now());
@@ -240,9 +248,15 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
     let (pools, link, requeue) = match &cluster.spec.connection.kubeconfig_secret_ref {
         Some(secret) if !cluster.spec.connection.local => {
             let fleet = &ctx.world.fleet;
-            let health = fleet
-                .probe(&name, secret, &ctx.client, &ctx.namespace)
-                .await;
+            // Probed once per interval (or sooner while failing); a reconcile woken by a
+            // world change reports the last probe's result.
+            let health = if fleet.probe_due(&name, ctx.probe_interval) {
+                fleet
+                    .probe(&name, secret, &ctx.client, &ctx.namespace)
+                    .await
+            } else {
+                fleet.health(&name).unwrap_or(Health::Connecting)
+            };
             // Until the member's Node cache has synced, and while it cannot be reached, its
             // pools are the last ones reported: an outage is not a loss of sovereignty.
             let pools = fleet
@@ -254,7 +268,9 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             } else {
                 ctx.probe_interval
             };
-            (pools, Link::member(&health), next)
+            let mut link = Link::member(&health);
+            link.rotation_refused = Some(fleet.rotation_refused(&name));
+            (pools, link, next)
         }
         _ => (
             ctx.world.snapshot().hub_pools.clone(),
@@ -268,6 +284,7 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
         .set(i64::from(link.reachable));
     let status = cluster_status(cluster, &pools, &link, &now);
     publish_reachability(ctx, cluster, &status).await;
+    publish_rotation(ctx, cluster, &status).await;
     if is_member(cluster) {
         remove_orphans(cluster, ctx).await?;
     }
@@ -309,7 +326,7 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             &Patch::Apply(&body),
         )
         .await?;
-        lock(&ctx.cluster_statuses).insert(uid, status);
+        ctx.memory.cluster_statuses.remember(&uid, status);
     }
     Ok(Action::requeue(requeue))
 }
@@ -322,6 +339,9 @@ pub struct Link {
     pub reason: String,
     pub message: String,
     pub version: Option<String>,
+    /// Members only: why the newest kubeconfig was refused while the previous one is still
+    /// used (`Some(None)`: the kubeconfig in the Secret is the one in use).
+    pub rotation_refused: Option<Option<String>>,
 }
 
 impl Link {
@@ -331,6 +351,7 @@ impl Link {
             reason: "Hub".to_owned(),
             message: "the operator runs in this cluster".to_owned(),
             version,
+            rotation_refused: None,
         }
     }
 
@@ -341,18 +362,21 @@ impl Link {
                 reason: "Probed".to_owned(),
                 message: "the API server answers and Sovra may read its Nodes".to_owned(),
                 version: Some(version.clone()),
+                rotation_refused: None,
             },
             Health::Unreachable { why, message } => Self {
                 reachable: false,
                 reason: why.code().to_owned(),
                 message: message.clone(),
                 version: None,
+                rotation_refused: None,
             },
             Health::Connecting => Self {
                 reachable: false,
                 reason: "Connecting".to_owned(),
                 message: "not probed yet".to_owned(),
                 version: None,
+                rotation_refused: None,
             },
         }
     }
@@ -398,6 +422,53 @@ async fn publish_reachability(
         }
         (Some((false, previous)), false) if previous != reason && reason != "Connecting" => {
             unreachable_event(ctx, cluster, &reason, &message).await;
+        }
+        _ => {}
+    }
+}
+
+/// A Warning `KubeconfigRefused` when a rotated kubeconfig is refused (or refused for a new
+/// reason), and a Normal `KubeconfigAccepted` when the Secret's kubeconfig is in use again.
+async fn publish_rotation(
+    ctx: &Context,
+    cluster: &SovereignCluster,
+    status: &SovereignClusterStatus,
+) {
+    let find = |s: &SovereignClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_KUBECONFIG)
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    let before = cluster.status.as_ref().and_then(find);
+    let Some((now, message)) = find(status) else {
+        return;
+    };
+    if before.as_ref() == Some(&(now.clone(), message.clone())) {
+        return;
+    }
+    match (before.as_ref().map(|(s, _)| s.as_str()), now.as_str()) {
+        (_, "False") => {
+            publish(
+                ctx,
+                cluster,
+                EventType::Warning,
+                "KubeconfigRefused",
+                "Probe",
+                &message,
+            )
+            .await;
+        }
+        (Some("False"), "True") => {
+            publish(
+                ctx,
+                cluster,
+                EventType::Normal,
+                "KubeconfigAccepted",
+                "Probe",
+                &message,
+            )
+            .await;
         }
         _ => {}
     }
@@ -454,6 +525,20 @@ pub fn cluster_status(
         &link.reason,
         link.message.clone(),
     );
+    let kubeconfig_condition = link.rotation_refused.as_ref().map(|refused| match refused {
+        Some(why) => condition(
+            CONDITION_KUBECONFIG,
+            false,
+            "RotationRefused",
+            format!("{why}; Sovra keeps using the previous kubeconfig"),
+        ),
+        None => condition(
+            CONDITION_KUBECONFIG,
+            true,
+            "InUse",
+            "the kubeconfig in the Secret is in use".to_owned(),
+        ),
+    });
     let sovereign_condition = if jurisdiction == Jurisdiction::ThirdCountry {
         condition(
             "Sovereign",
@@ -488,7 +573,14 @@ pub fn cluster_status(
         }),
         sovereign_pools,
         node_pools: pool_status,
-        conditions: vec![reachable_condition, sovereign_condition],
+        conditions: [
+            Some(reachable_condition),
+            kubeconfig_condition,
+            Some(sovereign_condition),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     }
 }
 

@@ -11,7 +11,7 @@ use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Context {
     pub client: Client,
@@ -24,19 +24,90 @@ pub struct Context {
     pub audit: AuditTrail,
     pub metrics: Metrics,
     pub backoff: Backoff,
+    /// Consecutive failures per object and what was published about them.
+    pub errors: super::reconciler::ErrorReports,
     /// Kubernetes version of the hub, reported in the hub's SovereignCluster status.
     pub hub_version: Option<String>,
     /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
     pub hub_children: Store<Deployment>,
     pub applied: Applied,
-    /// The status Sovra last wrote for each SovereignCluster (by UID), newer than the cache
-    /// may be.
-    pub cluster_statuses: Mutex<HashMap<String, crate::crd::SovereignClusterStatus>>,
     /// Every SovereignWorkload, as the workload controller sees them.
     pub workloads: Store<kube::core::DeserializeGuard<crate::crd::SovereignWorkload>>,
-    /// Workloads (by UID) whose release is already in the audit trail: a cleanup that is
-    /// retried records it once.
+    /// What this process wrote or recorded, so that a retry does not do it twice.
+    pub memory: Memory,
+}
+
+/// What the controllers remember between reconciles of one object. Each map is keyed by the
+/// object's UID.
+#[derive(Default)]
+pub struct Memory {
+    /// The status Sovra last wrote for each SovereignCluster, newer than the cache may be.
+    pub cluster_statuses: LastWritten<crate::crd::SovereignClusterStatus>,
+    /// The status Sovra last wrote for each SovereignWorkload, until the cache shows it.
+    pub workload_statuses: LastWritten<crate::crd::SovereignWorkloadStatus>,
+    /// The decision last recorded in the audit trail for each workload (generation and
+    /// digest): a reconcile retried after a failed status write does not record it again.
+    pub recorded: Mutex<HashMap<String, (Option<i64>, u64)>>,
+    /// Workloads whose release is already in the audit trail: a cleanup that is retried
+    /// records it once.
     pub released: Mutex<std::collections::HashSet<String>>,
+    /// Undeserializable workloads already reported, with a digest of the problem: each
+    /// distinct problem is published once.
+    pub invalid: Mutex<HashMap<String, u64>>,
+}
+
+impl Memory {
+    /// Drops what is remembered of workloads that are gone (`live` says which UIDs exist).
+    pub fn prune_workloads(&self, live: impl Fn(&str) -> bool) {
+        self.workload_statuses.retain(&live);
+        lock(&self.recorded).retain(|uid, _| live(uid));
+        lock(&self.released).retain(|uid| live(uid));
+        lock(&self.invalid).retain(|uid, _| live(uid));
+    }
+}
+
+/// The status Sovra last wrote for each object. The cache may lag behind Sovra's own write, and
+/// deciding from the older status would act (and record) the same change twice. Sovra is the
+/// only writer of these statuses, so what it wrote is the newest.
+pub struct LastWritten<S> {
+    written: Mutex<HashMap<String, S>>,
+}
+
+impl<S> Default for LastWritten<S> {
+    fn default() -> Self {
+        Self {
+            written: Mutex::default(),
+        }
+    }
+}
+
+impl<S: Clone + PartialEq> LastWritten<S> {
+    /// The newest status of `uid`: what Sovra wrote, until the cache shows the same; then the
+    /// entry is dropped, so the map holds only writes the cache has not caught up with.
+    pub fn newest(&self, uid: &str, cached: Option<&S>) -> Option<S> {
+        let mut written = lock(&self.written);
+        match written.get(uid) {
+            Some(mine) if Some(mine) == cached => {
+                written.remove(uid);
+                cached.cloned()
+            }
+            Some(mine) => Some(mine.clone()),
+            None => cached.cloned(),
+        }
+    }
+
+    pub fn remember(&self, uid: &str, status: S) {
+        lock(&self.written).insert(uid.to_owned(), status);
+    }
+
+    pub fn forget(&self, uid: &str) {
+        lock(&self.written).remove(uid);
+    }
+
+    /// Drops entries of objects that are gone.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        lock(&self.written).retain(|uid, _| live(uid));
+    }
 }
 
 impl AsRef<Context> for Context {
@@ -54,9 +125,13 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Per-object exponential backoff: a failing object is retried after 1 s, 2 s, 4 s ... up to
 /// 5 minutes, without slowing down any other object. Reset on the first success.
+///
+/// An object that keeps failing asks for its next delay at least every [`Backoff::MAX`]; an
+/// entry untouched for twice that belongs to an object that went away (deleted while failing),
+/// and is dropped, so the map stays bounded by the objects failing now.
 #[derive(Default)]
 pub struct Backoff {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 impl Backoff {
@@ -64,13 +139,21 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(300);
 
     pub fn next_delay(&self, key: &str) -> Duration {
+        let now = Instant::now();
         let mut failures = lock(&self.failures);
-        let n = failures.entry(key.to_owned()).or_insert(0);
+        failures.retain(|_, (_, touched)| now.duration_since(*touched) <= Self::MAX * 2);
+        let (n, touched) = failures.entry(key.to_owned()).or_insert((0, now));
+        *touched = now;
         let delay = Self::BASE
             .saturating_mul(2u32.saturating_pow(*n))
             .min(Self::MAX);
         *n = n.saturating_add(1);
         delay
+    }
+
+    /// Consecutive failures of `key` so far.
+    pub fn failures(&self, key: &str) -> u32 {
+        lock(&self.failures).get(key).map_or(0, |(n, _)| *n)
     }
 
     pub fn reset(&self, key: &str) {
@@ -109,6 +192,12 @@ impl Applied {
     pub fn forget(&self, key: &str) {
         let mut children = self.children();
         children.remove(key);
+    }
+
+    /// Forgets every child on `cluster` (it was drained or let go).
+    pub fn forget_cluster(&self, cluster: &str) {
+        let prefix = format!("{cluster}/");
+        self.children().retain(|key, _| !key.starts_with(&prefix));
     }
 
     pub fn record(&self, key: &str, desired: &Deployment, applied: &Deployment) {

@@ -26,6 +26,46 @@ pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
 }
 
+/// Whether a Deployment found under a child's name is Sovra's child of `workload`: it carries
+/// the labels Sovra gives every child. Anything else (a hand-made Deployment, another tool's) is
+/// never touched.
+pub fn is_sovra_child(found: &Deployment, workload: &str) -> bool {
+    let labels = found.labels();
+    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && labels.get(WORKLOAD_LABEL).map(String::as_str) == Some(workload)
+}
+
+/// Who a Deployment that is not Sovra's belongs to, as far as its metadata says: its owners and
+/// the field managers that wrote it.
+pub fn foreign_owner(found: &Deployment) -> String {
+    let owners: Vec<String> = found
+        .owner_references()
+        .iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect();
+    let mut managers: Vec<&str> = found
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .filter(|m| *m != FIELD_MANAGER)
+        .collect();
+    managers.sort_unstable();
+    managers.dedup();
+    let mut parts = Vec::new();
+    if !owners.is_empty() {
+        parts.push(format!("owned by {}", owners.join(", ")));
+    }
+    if !managers.is_empty() {
+        parts.push(format!("written by {}", managers.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push(format!("it has no {WORKLOAD_LABEL} label"));
+    }
+    parts.join("; ")
+}
+
 /// Rejects pod templates that could escape placement. `spec.nodeName` bypasses the scheduler
 /// and so the node affinity: a template that sets it could run anywhere.
 pub fn check_template(workload: &SovereignWorkload) -> Result<(), Error> {

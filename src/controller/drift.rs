@@ -12,11 +12,12 @@ use super::context::lock;
 use super::deployment::{SENSITIVITY_LABEL, WORKLOAD_LABEL};
 use super::metrics::labels;
 use super::workload::publish;
+use super::world::Snapshot;
 use super::{error_policy, instrumented};
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef as AuditObject};
-use crate::crd::{Enforcement, SovereignWorkload, WorkloadPhase};
-use crate::policy::SOVEREIGN_NODE_LABEL;
+use crate::crd::{Enforcement, SovereignWorkload};
+use crate::policy::{Outcome, SOVEREIGN_NODE_LABEL, decide_for_workload};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -231,10 +232,15 @@ fn violations(
     reasons
 }
 
+/// What the workload allows on the hub, judged against the decision the workload controller
+/// makes now, not only against status: a child applied just before a failed status write runs
+/// pods the status does not show yet. Pools of the placement in status stay allowed too, since
+/// during a move the old pods run until the new ones are placed (make before break).
 fn allowed_on_hub(
     workload: Option<&DeserializeGuard<SovereignWorkload>>,
     name: &str,
     hub: &str,
+    world: &Snapshot,
 ) -> Allowed {
     let workload = match workload.map(|guard| &guard.0) {
         None => return Allowed::Nothing(format!("workload {name} does not exist")),
@@ -245,14 +251,26 @@ fn allowed_on_hub(
         }
         Some(Ok(workload)) => workload,
     };
-    let status = workload.status.as_ref();
-    if status.and_then(|s| s.phase) == Some(WorkloadPhase::Refused) {
+    let decision = decide_for_workload(workload, &world.classes, &world.clusters);
+    if matches!(decision.outcome, Outcome::Refused(_)) {
         return Allowed::Nothing(format!("workload {name} is refused; nothing may run"));
     }
-    match status.and_then(|s| s.placements.iter().find(|p| p.cluster == hub)) {
-        Some(placement) => Allowed::Pools(placement.node_pools.clone()),
-        None => Allowed::Nothing(format!("workload {name} is not placed on cluster {hub}")),
+    let decided = decision.targets().iter().filter(|t| t.cluster == hub);
+    let recorded = workload
+        .status
+        .iter()
+        .flat_map(|s| s.placements.iter())
+        .filter(|p| p.cluster == hub);
+    let mut pools: Vec<String> = decided
+        .flat_map(|t| t.pools.iter().cloned())
+        .chain(recorded.flat_map(|p| p.node_pools.iter().cloned()))
+        .collect();
+    pools.sort();
+    pools.dedup();
+    if pools.is_empty() {
+        return Allowed::Nothing(format!("workload {name} is not placed on cluster {hub}"));
     }
+    Allowed::Pools(pools)
 }
 
 async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error> {
@@ -287,7 +305,7 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
     } else {
         api.get_opt(&name).await?
     };
-    let allowed = allowed_on_hub(workload.as_ref(), &name, &hub);
+    let allowed = allowed_on_hub(workload.as_ref(), &name, &hub, &world);
     let node_labels = node.metadata.labels.clone().unwrap_or_default();
     let reasons = violations(node_name, &node_labels, &ctx.world.pool_label, &allowed);
     if reasons.is_empty() {

@@ -117,6 +117,10 @@ struct Member {
     health: Health,
     /// Since when probes fail, while the member still counts as reachable.
     failing_since: Option<tokio::time::Instant>,
+    /// When the member was last probed: it is probed once per interval, not per world change.
+    last_probe: Option<tokio::time::Instant>,
+    /// Why the newest kubeconfig in the Secret was refused while the previous one still works.
+    rotation_refused: Option<String>,
     caches: Option<Caches>,
     /// Namespaces known to exist on the member, so placing does not GET one per reconcile.
     namespaces: BTreeSet<String>,
@@ -129,6 +133,8 @@ impl Member {
             client,
             health: Health::Connecting,
             failing_since: None,
+            last_probe: None,
+            rotation_refused: None,
             caches: None,
             namespaces: BTreeSet::new(),
         }
@@ -136,6 +142,8 @@ impl Member {
 }
 
 struct Caches {
+    /// Set by a failing watch: probe the member now rather than at the next interval.
+    probe_wanted: Arc<AtomicBool>,
     nodes: Store<Node>,
     nodes_synced: Arc<AtomicBool>,
     deployments: Store<Deployment>,
@@ -197,6 +205,35 @@ impl Fleet {
         self.lock().get(name).is_some_and(|m| {
             m.failing_since.is_some() && matches!(m.health, Health::Reachable { .. })
         })
+    }
+
+    /// Whether the member is due for a probe: never probed, last probed an interval ago,
+    /// failing (then it is re-probed every second until confirmed or cleared), or one of its
+    /// watches failed. Other reconciles of the cluster (a world change) read the last result.
+    pub fn probe_due(&self, name: &str, interval: Duration) -> bool {
+        let members = self.lock();
+        let Some(member) = members.get(name) else {
+            return true;
+        };
+        let wanted = member
+            .caches
+            .as_ref()
+            .is_some_and(|c| c.probe_wanted.load(Ordering::SeqCst));
+        let every = if member.failing_since.is_some() {
+            interval.min(Duration::from_secs(1))
+        } else {
+            interval
+        };
+        // A requeue after `interval` may fire a moment early.
+        let due = |at: tokio::time::Instant| at.elapsed() >= every.mul_f32(0.9);
+        wanted || member.last_probe.is_none_or(due)
+    }
+
+    /// Why the newest kubeconfig of the member was refused, while the previous one is in use.
+    pub fn rotation_refused(&self, name: &str) -> Option<String> {
+        self.lock()
+            .get(name)
+            .and_then(|m| m.rotation_refused.clone())
     }
 
     /// The member's node pools from its Node cache, once that cache has synced.
@@ -307,17 +344,11 @@ impl Fleet {
         namespace: &str,
     ) -> Health {
         let probed = match self.connect(name, secret, hub, namespace).await {
-            Ok((client, source)) => bounded(
-                self.timeout,
-                ConnectionFault::ServerUnreachable,
-                "probing",
-                probe_server(&client),
-            )
-            .await
-            .map(|version| (client, source, version)),
+            Ok(connection) => self.probe_connection(connection).await,
             Err(fault) => Err(fault),
         };
         let now = tokio::time::Instant::now();
+        let mut rotation_changed = false;
         let (health, changed) = {
             let mut members = self.lock();
             let member = members
@@ -325,11 +356,18 @@ impl Fleet {
                 .or_insert_with(|| Member::new(Vec::new(), None));
             let before = member.health.clone();
             match probed {
-                Ok((client, source, version)) => {
+                Ok((client, source, version, refused)) => {
                     if member.source != source || member.client.is_none() {
                         // A new kubeconfig may point at another cluster: nothing of the old
                         // connection is kept.
                         *member = Member::new(source, Some(client.clone()));
+                    }
+                    if member.rotation_refused != refused {
+                        if let Some(why) = &refused {
+                            tracing::warn!(cluster = %name, %why, "kept the previous kubeconfig");
+                        }
+                        member.rotation_refused = refused;
+                        rotation_changed = true;
                     }
                     member.failing_since = None;
                     member.health = Health::Reachable { version };
@@ -348,9 +386,13 @@ impl Fleet {
                     }
                 }
             }
+            member.last_probe = Some(now);
+            if let Some(caches) = &member.caches {
+                caches.probe_wanted.store(false, Ordering::SeqCst);
+            }
             (member.health.clone(), member.health != before)
         };
-        if changed {
+        if changed || rotation_changed {
             let _ = self.signals.world.send(());
         }
         health
@@ -359,13 +401,14 @@ impl Fleet {
     /// A client for the member's current kubeconfig and that kubeconfig's digest: the existing
     /// client when the kubeconfig did not change, or when the Secret cannot be read for a
     /// moment; otherwise a new one (not installed here: `probe` does that once it answers).
+    /// A rotated kubeconfig that cannot be used does not replace a working connection.
     async fn connect(
         &self,
         name: &str,
         secret: &SecretKeyRef,
         hub: &Client,
         namespace: &str,
-    ) -> Result<(Client, Vec<u8>), (ConnectionFault, String)> {
+    ) -> Result<Connection, (ConnectionFault, String)> {
         let current = self
             .lock()
             .get(name)
@@ -379,19 +422,74 @@ impl Fleet {
         .await;
         let kubeconfig = match (read, current.clone()) {
             (Ok(kubeconfig), _) => kubeconfig,
-            (Err((ConnectionFault::SecretUnreadable, message)), Some(current)) => {
+            (Err((ConnectionFault::SecretUnreadable, message)), Some((client, source))) => {
                 tracing::warn!(cluster = %name, %message, "using the last kubeconfig");
-                return Ok(current);
+                return Ok(Connection::unchanged(client, source));
             }
             (Err(fault), _) => return Err(fault),
         };
         let source = Sha256::digest(kubeconfig.as_bytes()).to_vec();
         match current {
-            Some((client, current_source)) if current_source == source => Ok((client, source)),
-            _ => Ok((
+            Some((client, current_source)) if current_source == source => {
+                Ok(Connection::unchanged(client, source))
+            }
+            Some((client, current_source)) => {
+                match client_from_kubeconfig(&kubeconfig, self.timeout).await {
+                    Ok(rotated) => Ok(Connection {
+                        client: rotated,
+                        source,
+                        previous: Some((client, current_source)),
+                        refused: None,
+                    }),
+                    Err((_, why)) => Ok(Connection {
+                        refused: Some(format!("the new kubeconfig cannot be used: {why}")),
+                        ..Connection::unchanged(client, current_source)
+                    }),
+                }
+            }
+            None => Ok(Connection::unchanged(
                 client_from_kubeconfig(&kubeconfig, self.timeout).await?,
                 source,
             )),
+        }
+    }
+
+    /// Probes the connection's client. A rotated kubeconfig whose server does not answer (or
+    /// rejects it) is refused while the previous one still works: a bad rotation must not take
+    /// a healthy member down and fail its workloads over.
+    async fn probe_connection(
+        &self,
+        connection: Connection,
+    ) -> Result<(Client, Vec<u8>, String, Option<String>), (ConnectionFault, String)> {
+        let probe = |client: Client| {
+            bounded(
+                self.timeout,
+                ConnectionFault::ServerUnreachable,
+                "probing",
+                async move { probe_server(&client).await },
+            )
+        };
+        let Connection {
+            client,
+            source,
+            previous,
+            refused,
+        } = connection;
+        match (probe(client.clone()).await, previous) {
+            (Ok(version), _) => Ok((client, source, version, refused)),
+            (Err((why, message)), Some((old, old_source))) => match probe(old.clone()).await {
+                Ok(version) => Ok((
+                    old,
+                    old_source,
+                    version,
+                    Some(format!(
+                        "the new kubeconfig does not work ({}): {message}",
+                        why.code()
+                    )),
+                )),
+                Err(_) => Err((why, message)),
+            },
+            (Err(fault), None) => Err(fault),
         }
     }
 
@@ -418,21 +516,44 @@ impl Fleet {
     }
 }
 
+/// What `connect` found: the client to probe, its kubeconfig's digest, the connection it would
+/// replace (a rotation), and why a newer kubeconfig was refused.
+struct Connection {
+    client: Client,
+    source: Vec<u8>,
+    previous: Option<(Client, Vec<u8>)>,
+    refused: Option<String>,
+}
+
+impl Connection {
+    fn unchanged(client: Client, source: Vec<u8>) -> Self {
+        Self {
+            client,
+            source,
+            previous: None,
+            refused: None,
+        }
+    }
+}
+
 /// Starts the Node and Deployment watches of one member. A failing watch asks for a probe now
 /// rather than at the next interval: the member may be gone.
 fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
     let (nodes, node_events) = watch_nodes(client);
     let nodes_synced = Arc::new(AtomicBool::new(false));
+    let probe_wanted = Arc::new(AtomicBool::new(false));
     let cluster_ref = ObjectRef::new(name);
     let node_task = {
         let signals = signals.clone();
         let synced = nodes_synced.clone();
         let cluster_ref = cluster_ref.clone();
+        let wanted = probe_wanted.clone();
         node_events.for_each(move |event| {
             match event {
                 Ok(watcher::Event::InitDone) => synced.store(true, Ordering::SeqCst),
                 Ok(_) => {}
                 Err(_) => {
+                    wanted.store(true, Ordering::SeqCst);
                     let _ = signals.cluster.send(cluster_ref.clone());
                 }
             }
@@ -441,8 +562,9 @@ fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
         })
     };
     let (deployments, deployments_synced, deployment_task) =
-        watch_children(client, signals, Some(cluster_ref));
+        watch_children(client, signals, Some((cluster_ref, probe_wanted.clone())));
     Caches {
+        probe_wanted,
         nodes,
         nodes_synced,
         deployments,
@@ -452,7 +574,9 @@ fn watch_member(name: &str, client: &Client, signals: &Signals) -> Caches {
 }
 
 /// A cache of a cluster's Nodes, stripped to labels and taints, and the watch events that feed
-/// it (the caller drives them).
+/// it (the caller drives them). Only events that change what placement reads come out: a Node
+/// heartbeat or status update changes neither labels nor taints, and must not wake every
+/// workload nor rebuild the world.
 pub fn watch_nodes(
     client: &Client,
 ) -> (
@@ -460,11 +584,58 @@ pub fn watch_nodes(
     impl futures::Stream<Item = Result<watcher::Event<Node>, watcher::Error>> + Send + 'static,
 ) {
     let (store, writer) = reflector::store();
+    let mut seen = NodeFactsSeen::default();
     let events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .modify(strip_node)
-        .reflect(writer);
+        .reflect(writer)
+        .filter(move |event| futures::future::ready(seen.changes_placement(event)));
     (store, events)
+}
+
+/// A digest of each Node's labels and taints, to tell which watch events matter to placement.
+#[derive(Default)]
+pub struct NodeFactsSeen {
+    digests: std::collections::HashMap<String, u64>,
+}
+
+impl NodeFactsSeen {
+    /// True for an event after which the cluster's node pools may differ: a Node whose labels
+    /// or taints changed, a deleted Node, the end of a (re)list, and a watch error.
+    pub fn changes_placement(
+        &mut self,
+        event: &Result<watcher::Event<Node>, watcher::Error>,
+    ) -> bool {
+        match event {
+            Ok(watcher::Event::Apply(node)) => self.remember(node),
+            // A relist: the store is replaced at InitDone, which is reported then.
+            Ok(watcher::Event::Init) => {
+                self.digests.clear();
+                false
+            }
+            Ok(watcher::Event::InitApply(node)) => {
+                self.remember(node);
+                false
+            }
+            Ok(watcher::Event::Delete(node)) => {
+                self.digests.remove(&node.name_any());
+                true
+            }
+            Ok(watcher::Event::InitDone) | Err(_) => true,
+        }
+    }
+
+    /// Records the Node's digest; true when it differs from the one seen before.
+    fn remember(&mut self, node: &Node) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        node.metadata.labels.hash(&mut hasher);
+        for taint in node.spec.iter().flat_map(|s| s.taints.iter().flatten()) {
+            (&taint.key, &taint.value, &taint.effect).hash(&mut hasher);
+        }
+        let digest = hasher.finish();
+        self.digests.insert(node.name_any(), digest) != Some(digest)
+    }
 }
 
 /// Caches the Deployments Sovra manages on a cluster (stripped) and wakes the workload a child
@@ -474,7 +645,10 @@ pub fn watch_nodes(
 pub fn watch_children(
     client: &Client,
     signals: &Signals,
-    probe: Option<ObjectRef<DeserializeGuard<SovereignCluster>>>,
+    probe: Option<(
+        ObjectRef<DeserializeGuard<SovereignCluster>>,
+        Arc<AtomicBool>,
+    )>,
 ) -> (
     Store<Deployment>,
     Arc<AtomicBool>,
@@ -513,7 +687,8 @@ pub fn watch_children(
             }
             Ok(_) => {}
             Err(_) => {
-                if let Some(cluster) = &probe {
+                if let Some((cluster, wanted)) = &probe {
+                    wanted.store(true, Ordering::SeqCst);
                     let _ = signals.cluster.send(cluster.clone());
                 }
             }

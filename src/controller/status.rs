@@ -50,6 +50,57 @@ pub fn invalid_spec_status(
     }
 }
 
+/// The status while a child cannot be placed because a Deployment that is not Sovra's has its
+/// name: what was placed before stays as recorded, and `Placed`/`Ready` say why nothing moves.
+pub fn child_conflict_status(
+    workload: &SovereignWorkload,
+    message: &str,
+    now: &Time,
+) -> SovereignWorkloadStatus {
+    let previous = previous_conditions(workload);
+    let generation = workload.metadata.generation;
+    let mut status = workload.status.clone().unwrap_or_default();
+    let conflict = |type_: &str| {
+        condition(
+            &previous,
+            type_,
+            false,
+            "ChildConflict",
+            message,
+            generation,
+            now,
+        )
+    };
+    let compliant = previous
+        .iter()
+        .find(|c| c.type_ == CONDITION_COMPLIANT)
+        .cloned()
+        .unwrap_or_else(|| {
+            condition(
+                &previous,
+                CONDITION_COMPLIANT,
+                true,
+                "NothingPlaced",
+                "nothing runs",
+                generation,
+                now,
+            )
+        });
+    status.conditions = vec![
+        conflict(CONDITION_PLACED),
+        compliant,
+        conflict(CONDITION_READY),
+    ];
+    status.observed_generation = generation;
+    if status.placements.is_empty() {
+        status.phase = Some(WorkloadPhase::Pending);
+        status.replicas = workload.spec.replicas.max(0);
+        status.ready = Some(format!("0/{}", status.replicas));
+        status.selector = Some(selector(workload));
+    }
+    status
+}
+
 fn selector(workload: &SovereignWorkload) -> String {
     format!(
         "{}={}",

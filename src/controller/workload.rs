@@ -2,10 +2,14 @@
 //! audit trail, apply (or remove) the child Deployment, write status, publish Events.
 
 use super::context::{Context, lock};
-use super::deployment::{FIELD_MANAGER, check_template, desired_deployment};
+use super::deployment::{
+    FIELD_MANAGER, check_template, desired_deployment, foreign_owner, is_sovra_child,
+};
 use super::fleet::{Lookup, belongs_to, child};
 use super::metrics::labels;
-use super::status::{self, ObservedDeployment, invalid_spec_status, truncate, workload_status};
+use super::status::{
+    self, ObservedDeployment, child_conflict_status, invalid_spec_status, truncate, workload_status,
+};
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{SovereignWorkload, SovereignWorkloadStatus, WorkloadPhase};
@@ -20,6 +24,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,17 +46,21 @@ pub async fn reconcile(
     let namespace = workload.namespace().unwrap_or_default();
     let api: Api<SovereignWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
     let ctx2 = ctx.clone();
-    finalizer(
-        &api,
-        FINALIZER,
-        Arc::new(workload.clone()),
-        |event| async move {
-            match event {
-                Finalizer::Apply(workload) => apply(&workload, &ctx2).await,
-                Finalizer::Cleanup(workload) => cleanup(&workload, &ctx2).await,
-            }
-        },
-    )
+    // Decide from the status Sovra last wrote: the cache may not show that write yet.
+    let uid = workload.uid().unwrap_or_default();
+    let workload = SovereignWorkload {
+        status: ctx
+            .memory
+            .workload_statuses
+            .newest(&uid, workload.status.as_ref()),
+        ..workload.clone()
+    };
+    finalizer(&api, FINALIZER, Arc::new(workload), |event| async move {
+        match event {
+            Finalizer::Apply(workload) => apply(&workload, &ctx2).await,
+            Finalizer::Cleanup(workload) => cleanup(&workload, &ctx2).await,
+        }
+    })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
@@ -133,19 +142,9 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     let decision = decide_for_workload(workload, &world.classes, &world.clusters);
     let change = transition(workload.status.as_ref(), &decision);
 
-    // The audit record is written (and fsynced) before acting, so nothing Sovra does is
-    // missing from the trail even if it crashes half-way.
-    if change != Transition::Unchanged {
-        let action = match change {
-            Transition::Placed => AuditAction::Placed,
-            Transition::Moved => AuditAction::Moved,
-            _ => AuditAction::Refused,
-        };
-        audit(ctx, workload, action, &decision).await?;
-    }
-
-    // Make before break: every target is applied before anything elsewhere is removed. The
-    // targets are applied side by side, so one slow member does not hold up the others.
+    // Act first, record second: the audit trail must never claim a placement that did not
+    // happen. Make before break: every target is applied before anything elsewhere is removed.
+    // The targets are applied side by side, so one slow member does not hold up the others.
     let placed = futures::future::join_all(
         decision
             .targets()
@@ -154,10 +153,27 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     )
     .await;
     let mut observed = BTreeMap::new();
+    let mut failure = None;
     for (target, result) in decision.targets().iter().zip(placed) {
-        if let Some(seen) = result? {
-            observed.insert(target.cluster.clone(), seen);
+        match result {
+            Ok(Some(seen)) => {
+                observed.insert(target.cluster.clone(), seen);
+            }
+            Ok(None) => {}
+            // A conflict is reported in preference to other failures: it needs a person.
+            Err(error @ Error::ChildConflict { .. }) => failure = Some(error),
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
         }
+    }
+    match failure {
+        Some(Error::ChildConflict { .. }) => {
+            let message = failure.map(|e| e.to_string()).unwrap_or_default();
+            return child_conflict(workload, ctx, &message, &now).await;
+        }
+        Some(error) => return Err(error),
+        None => ctx.backoff.reset(&conflict_key(workload)),
     }
     let keep: Vec<String> = decision
         .targets()
@@ -173,11 +189,18 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     let removals = plan_removals(workload, ctx, &keep);
     remove_children(workload, ctx, &removals, removal).await?;
 
+    // Now that it happened, the decision is recorded (and fsynced), once: a retry after a
+    // failed status write finds it recorded already.
+    let recorded =
+        change != Transition::Unchanged && record_once(ctx, workload, &change, &decision).await?;
+    if recorded {
+        publish_decision(ctx, workload, &decision, &change).await;
+    }
+
     let status = workload_status(workload, &decision, &observed, &now);
     let newly_unreachable = ready_reason(Some(&status)) == Some("ClusterUnreachable")
         && ready_reason(workload.status.as_ref()) != Some("ClusterUnreachable");
     write_status(workload, ctx, status).await?;
-    publish_decision(ctx, workload, &decision, &change).await;
     if newly_unreachable {
         let unreachable = decision.unreachable_clusters();
         let note = format!(
@@ -196,7 +219,14 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     }
 
     let class_label = labels(&[("class", &class)]);
-    match (&decision.outcome, &change) {
+    match (
+        &decision.outcome,
+        if recorded {
+            &change
+        } else {
+            &Transition::Unchanged
+        },
+    ) {
         (Outcome::Placed(_), Transition::Placed | Transition::Moved) => {
             ctx.metrics.placements.get_or_create(&class_label).inc();
         }
@@ -214,6 +244,85 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         return Ok(Action::requeue(ctx.probe_interval));
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// Records the decision unless this process recorded the same one for the same generation
+/// already. True when it was recorded now.
+async fn record_once(
+    ctx: &Context,
+    workload: &SovereignWorkload,
+    change: &Transition,
+    decision: &Decision,
+) -> Result<bool, Error> {
+    let uid = workload.uid().unwrap_or_default();
+    let key = (workload.metadata.generation, decision_digest(decision));
+    if lock(&ctx.memory.recorded).get(&uid) == Some(&key) {
+        return Ok(false);
+    }
+    let action = match change {
+        Transition::Placed => AuditAction::Placed,
+        Transition::Moved => AuditAction::Moved,
+        _ => AuditAction::Refused,
+    };
+    audit(ctx, workload, action, decision).await?;
+    lock(&ctx.memory.recorded).insert(uid, key);
+    Ok(true)
+}
+
+/// What makes two decisions the same for the audit trail: where the workload runs (clusters,
+/// pools, replicas), or why it was refused.
+fn decision_digest(decision: &Decision) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    match &decision.outcome {
+        Outcome::Placed(targets) => {
+            for target in targets {
+                (&target.cluster, &target.pools, target.replicas).hash(&mut hasher);
+            }
+        }
+        Outcome::Refused(reasons) => reasons.hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+/// Backoff key for re-checking a child name held by someone else's Deployment, apart from the
+/// reconcile-error key that every successful reconcile resets.
+fn conflict_key(workload: &SovereignWorkload) -> String {
+    format!(
+        "conflict/{}",
+        ObjectRef::from_resource(workload).qualified_name()
+    )
+}
+
+/// A Deployment that is not Sovra's holds the child's name: nothing is touched, nothing is
+/// recorded (nothing happened), the workload says why, and it is checked again with backoff.
+async fn child_conflict(
+    workload: &SovereignWorkload,
+    ctx: &Context,
+    message: &str,
+    now: &Time,
+) -> Result<Action, Error> {
+    let already = workload.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == status::CONDITION_PLACED
+                && c.reason == "ChildConflict"
+                && c.message == truncate(message, 1024)
+        })
+    });
+    write_status(workload, ctx, child_conflict_status(workload, message, now)).await?;
+    if !already {
+        publish(
+            ctx,
+            workload,
+            EventType::Warning,
+            "ChildConflict",
+            "Place",
+            message,
+        )
+        .await;
+    }
+    let delay = ctx.backoff.next_delay(&conflict_key(workload));
+    tracing::warn!(workload = %ObjectRef::from_resource(workload).qualified_name(), retry_in = ?delay, %message, "child conflict");
+    Ok(Action::requeue(delay))
 }
 
 fn ready_reason(status: Option<&SovereignWorkloadStatus>) -> Option<&str> {
@@ -238,7 +347,13 @@ async fn place(
     if Some(target.cluster.as_str()) == hub {
         let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
         let cached = child(&ctx.hub_children, &namespace, &name);
-        let apply = apply_child(&ctx.client, &desired);
+        let unknown = cached.is_none();
+        let apply = async {
+            if unknown {
+                refuse_foreign(&ctx.client, &target.cluster, &desired).await?;
+            }
+            apply_child(&ctx.client, &desired).await
+        };
         return apply_unless_current(ctx, &key, &desired, cached, apply)
             .await
             .map(Some);
@@ -256,10 +371,14 @@ async fn place(
         Lookup::Present(cached) => Some(cached),
         Lookup::Absent | Lookup::Unknown => None,
     };
+    let unknown = cached.is_none();
     let apply = on_member(&target.cluster, fleet.timeout, async {
         fleet
             .ensure_namespace(&target.cluster, &client, &namespace)
             .await?;
+        if unknown {
+            refuse_foreign(&client, &target.cluster, &desired).await?;
+        }
         apply_child(&client, &desired).await
     });
     match apply_unless_current(ctx, &key, &desired, cached, apply).await {
@@ -314,6 +433,32 @@ fn member_error(cluster: &str, message: &str) -> Error {
     Error::MemberCluster {
         cluster: cluster.to_owned(),
         message: message.to_owned(),
+    }
+}
+
+/// Before the first apply of a child the cache does not hold: a Deployment of that name that is
+/// not Sovra's (the cache only holds Sovra's) must never be overwritten by a forced apply.
+async fn refuse_foreign(
+    client: &kube::Client,
+    cluster: &str,
+    desired: &Deployment,
+) -> Result<(), Error> {
+    let namespace = desired.metadata.namespace.as_deref().unwrap_or_default();
+    let name = desired.name_any();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let workload = desired
+        .labels()
+        .get(super::deployment::WORKLOAD_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    match api.get_opt(&name).await? {
+        Some(found) if !is_sovra_child(&found, &workload) => Err(Error::ChildConflict {
+            cluster: cluster.to_owned(),
+            namespace: namespace.to_owned(),
+            name,
+            owner: foreign_owner(&found),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -489,7 +634,7 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         ));
     }
     let uid = workload.uid().unwrap_or_default();
-    if had_placements && !lock(&ctx.released).contains(&uid) {
+    if had_placements && !lock(&ctx.memory.released).contains(&uid) {
         let entry = entry(
             workload,
             AuditAction::Released,
@@ -498,9 +643,21 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
             vec!["SovereignWorkload deleted".to_owned()],
         );
         ctx.audit.record(entry).await?;
-        lock(&ctx.released).insert(uid.clone());
+        lock(&ctx.memory.released).insert(uid.clone());
     }
     remove_children(workload, ctx, &removals, Removal::Delete).await?;
+    // Forget what was remembered of workloads that are gone; this one goes once its finalizer
+    // is removed, and is forgotten at a later release.
+    let live: std::collections::HashSet<String> = ctx
+        .workloads
+        .state()
+        .iter()
+        .filter_map(|guard| match &guard.0 {
+            Ok(w) => w.uid(),
+            Err(invalid) => invalid.metadata.uid.clone(),
+        })
+        .collect();
+    ctx.memory.prune_workloads(|uid| live.contains(uid));
     if had_placements {
         publish(
             ctx,
@@ -540,6 +697,9 @@ async fn write_status(
         &Patch::Apply(&body),
     )
     .await?;
+    ctx.memory
+        .workload_statuses
+        .remember(&workload.uid().unwrap_or_default(), status);
     Ok(())
 }
 
@@ -707,6 +867,17 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
         uid: meta.uid.clone(),
         ..Default::default()
     };
+    // Published once per distinct problem: a resync or a relist of the same broken object
+    // sends nothing, and nothing is read back to find out.
+    let uid = meta.uid.clone().unwrap_or_default();
+    let problem = {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&message, meta.generation).hash(&mut hasher);
+        hasher.finish()
+    };
+    if lock(&ctx.memory.invalid).get(&uid) == Some(&problem) {
+        return Ok(Action::await_change());
+    }
     let event = Event {
         type_: EventType::Warning,
         reason: "InvalidSpec".to_owned(),
@@ -717,41 +888,28 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
     if let Err(error) = ctx.recorder.publish(&event, &reference).await {
         tracing::warn!(%error, "could not publish event");
     }
-    // Read the raw status to keep the write deterministic (no rewrite when already reported).
     let raw: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         &namespace,
         &kube::core::ApiResource::erase::<SovereignWorkload>(&()),
     );
-    let current = raw.get(&name).await?;
-    let reported = current
-        .data
-        .pointer("/status/conditions")
-        .and_then(|c| c.as_array())
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                c.get("reason").and_then(|r| r.as_str()) == Some("InvalidSpec")
-                    && c.get("message").and_then(|m| m.as_str()) == Some(message.as_str())
-            })
-        });
-    if !reported {
-        let now = Time(jiff::Timestamp::now());
-        let condition = |type_: &str| {
-            json!({"type": type_, "status": "False", "reason": "InvalidSpec", "message": message,
-                   "lastTransitionTime": now, "observedGeneration": meta.generation})
-        };
-        let body = json!({
-            "apiVersion": SovereignWorkload::api_version(&()),
-            "kind": SovereignWorkload::kind(&()),
-            "status": {"phase": "Refused", "conditions": [condition(status::CONDITION_PLACED), condition(status::CONDITION_READY)]},
-        });
-        raw.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    }
+    let now = Time(jiff::Timestamp::now());
+    let condition = |type_: &str| {
+        json!({"type": type_, "status": "False", "reason": "InvalidSpec", "message": message,
+               "lastTransitionTime": now, "observedGeneration": meta.generation})
+    };
+    let body = json!({
+        "apiVersion": SovereignWorkload::api_version(&()),
+        "kind": SovereignWorkload::kind(&()),
+        "status": {"phase": "Refused", "conditions": [condition(status::CONDITION_PLACED), condition(status::CONDITION_READY)]},
+    });
+    raw.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    lock(&ctx.memory.invalid).insert(uid, problem);
     Ok(Action::await_change())
 }
 

@@ -1,0 +1,258 @@
+//! Defects found by a read of the controller (issue 12), each with the test that failed before
+//! its fix. A test that asserts something did *not* happen first proves that the code path ran:
+//! a fault was served, a request was logged, a reconcile was counted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::*;
+use test_apiserver::{RequestMatcher, RequestRecord, ResourceRef, TestApiServer};
+
+fn pods() -> ResourceRef {
+    ResourceRef::new("", "v1", "pods")
+}
+
+fn served(server: &TestApiServer, what: impl Fn(&RequestRecord) -> bool) -> Vec<RequestRecord> {
+    server.requests().into_iter().filter(|r| what(r)).collect()
+}
+
+fn status_writes_of(r: &RequestRecord, name: &str) -> bool {
+    r.verb == "patch"
+        && r.resource == "sovereignworkloads"
+        && r.subresource.as_deref() == Some("status")
+        && r.name.as_deref() == Some(name)
+}
+
+fn records_for(path: &std::path::Path, name: &str, action: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["object"]["name"] == name && r["action"] == action)
+        .count()
+}
+
+// Item 1: a decision is recorded once, however often acting on it is retried.
+
+#[tokio::test]
+async fn a_placement_whose_status_write_fails_is_recorded_once() {
+    let server = hub_server().await;
+    server.faults().fail_next(
+        RequestMatcher::verb("patch")
+            .resource("sovereignworkloads")
+            .subresource("status"),
+        500,
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    server
+        .put(workload("tax", "internal", 2, json!({})))
+        .unwrap();
+    wait_for_phase(&server, "tax", "Placed").await;
+
+    let failed = served(&server, |r| status_writes_of(r, "tax") && r.status == 500);
+    assert_eq!(failed.len(), 3, "the status write failed three times first");
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 1);
+    assert_eq!(
+        events_for(&server, NAMESPACE, "tax", "Placed").len(),
+        1,
+        "the Placed Event is published once too"
+    );
+}
+
+#[tokio::test]
+async fn a_child_apply_that_fails_records_nothing_until_the_placement_happens() {
+    let server = hub_server().await;
+    server.faults().fail_next(
+        RequestMatcher::verb("patch").resource("deployments"),
+        409,
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    server
+        .put(workload("tax", "internal", 2, json!({})))
+        .unwrap();
+
+    // While the apply keeps failing, nothing is claimed.
+    eventually("the first failed apply", WAIT, || async {
+        (!served(&server, |r| r.resource == "deployments" && r.status == 409).is_empty())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 0);
+
+    wait_for_phase(&server, "tax", "Placed").await;
+    let conflicts = served(&server, |r| r.resource == "deployments" && r.status == 409);
+    assert_eq!(conflicts.len(), 3, "three applies were refused first");
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 1);
+    assert!(server.get(&deployments(), Some(NAMESPACE), "tax").is_some());
+}
+
+// Item 2: drift judges pods against the decision, not only against a status that lags.
+
+#[tokio::test]
+async fn pods_of_a_child_applied_before_a_failed_status_write_are_not_violations() {
+    let server = hub_server().await;
+    // The status write fails for a while (backoff 1 + 2 + 4 + 8 s): the child runs, status lags.
+    server.faults().fail_next(
+        RequestMatcher::verb("patch")
+            .resource("sovereignworkloads")
+            .subresource("status"),
+        500,
+        5,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    server
+        .put(workload("portal", "internal", 1, json!({})))
+        .unwrap();
+    let child = eventually("the child Deployment", WAIT, || async {
+        server.get(&deployments(), Some(NAMESPACE), "portal")
+    })
+    .await;
+    let pool = affinity_values(&child, POOL_LABEL)[0].clone();
+    assert!(
+        server.get(&workloads(), Some(NAMESPACE), "portal").unwrap()["status"]
+            .get("placements")
+            .is_none(),
+        "status does not show the placement yet"
+    );
+
+    // A pod of the child, on a node of the placed pool.
+    server.clear_requests();
+    server
+        .put(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "portal-1", "namespace": NAMESPACE,
+                         "labels": {"sovra.dev/workload": "portal", "sovra.dev/sensitivity": "internal"}},
+            "spec": {"nodeName": format!("{pool}-0"), "containers": [{"name": "app", "image": "app:1"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+    // Drift judged the pod: it read the workload the pod belongs to.
+    eventually("drift reads the pod's workload", WAIT, || async {
+        (!served(&server, |r| {
+            r.verb == "get"
+                && r.resource == "sovereignworkloads"
+                && r.name.as_deref() == Some("portal")
+        })
+        .is_empty())
+        .then_some(())
+    })
+    .await;
+    assert!(
+        server.get(&workloads(), Some(NAMESPACE), "portal").unwrap()["status"]
+            .get("placements")
+            .is_none(),
+        "it judged the pod while status still lagged"
+    );
+    wait_for_phase(&server, "portal", "Placed").await;
+    assert_eq!(records_for(&operator.audit_log, "portal-1", "Violation"), 0);
+    assert!(
+        server.get(&pods(), Some(NAMESPACE), "portal-1").is_some(),
+        "the pod was not evicted"
+    );
+    assert!(served(&server, |r| r.subresource.as_deref() == Some("eviction")).is_empty());
+}
+
+// Item 3: someone else's Deployment is never taken over.
+
+fn hand_made_deployment(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "someone-else:1"}]}
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_hand_made_deployment_with_the_workloads_name_is_never_touched() {
+    let server = hub_server().await;
+    let created = server.put(hand_made_deployment("tax")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    server
+        .put(workload("tax", "internal", 2, json!({})))
+        .unwrap();
+
+    let conflicted = eventually("Placed=False ChildConflict", WAIT, || async {
+        let w = server.get(&workloads(), Some(NAMESPACE), "tax")?;
+        let placed = w["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Placed")?
+            .clone();
+        (placed["reason"] == "ChildConflict").then_some((w, placed))
+    })
+    .await;
+    let (workload, placed) = conflicted;
+    assert_eq!(placed["status"], "False");
+    let message = placed["message"].as_str().unwrap();
+    assert!(
+        message.contains("Deployment ministry-fin/tax on cluster rijkscloud-nl is not Sovra's"),
+        "{message}"
+    );
+    assert_eq!(workload["status"]["phase"], "Pending");
+    let event = wait_for_event(&server, NAMESPACE, "tax", "ChildConflict").await;
+    assert_eq!(event["type"], "Warning");
+
+    // Give the backoff time to re-check a few times; the Deployment is read, never written.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let touching = served(&server, |r| {
+        r.resource == "deployments" && r.name.as_deref() == Some("tax")
+    });
+    let reads = touching.iter().filter(|r| r.verb == "get").count();
+    assert!(reads >= 2, "the conflict was re-checked: {touching:?}");
+    assert!(reads <= 5, "with backoff, not in a storm: {touching:?}");
+    assert!(
+        touching.iter().all(|r| r.verb == "get"),
+        "never patched or deleted: {touching:?}"
+    );
+    let now = server.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    assert_eq!(
+        now["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"],
+        "the Deployment is as its owner left it"
+    );
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 0);
+    assert_eq!(
+        events_for(&server, NAMESPACE, "tax", "ChildConflict").len(),
+        1,
+        "reported once, not per re-check"
+    );
+
+    // Once its owner removes it, the workload is placed, and that is recorded once.
+    server
+        .delete(&deployments(), Some(NAMESPACE), "tax")
+        .unwrap();
+    eventually(
+        "placed after the conflict is gone",
+        Duration::from_secs(30),
+        || async {
+            let w = server.get(&workloads(), Some(NAMESPACE), "tax")?;
+            (w["status"]["phase"] == "Placed").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 1);
+    let child = server.get(&deployments(), Some(NAMESPACE), "tax").unwrap();
+    assert_eq!(
+        child["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "sovra"
+    );
+}
