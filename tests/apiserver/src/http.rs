@@ -135,8 +135,19 @@ async fn serve(
             .map(str::to_string)
     };
     let content_type = header(CONTENT_TYPE).unwrap_or_default();
-    // Upstream's default field manager for non-apply writes is the user agent's product name.
-    let user_agent = header(USER_AGENT).and_then(|ua| ua.split('/').next().map(str::to_string));
+    // Upstream's default field manager for non-apply writes is the user agent's
+    // product name (prefixFromUserAgent: printable characters, at most 128 bytes).
+    let user_agent = header(USER_AGENT).map(|ua| {
+        let product = ua.split('/').next().unwrap_or_default();
+        let mut manager = String::new();
+        for c in product.chars().filter(|c| !c.is_control()) {
+            if manager.len() + c.len_utf8() > 128 {
+                break;
+            }
+            manager.push(c);
+        }
+        manager
+    });
     let body = req.into_body().collect().await;
     let body = body
         .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?
@@ -217,6 +228,14 @@ async fn serve(
                     (created, true) => (201, created),
                     (applied, false) => (200, applied),
                 }
+            }
+            Some(_) if query.get("force").is_some() => {
+                let message = "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch";
+                let cause = json!({"reason": "FieldValueForbidden", "field": "force",
+                                   "message": "Forbidden: may not be specified for non-apply patch"});
+                let details =
+                    json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [cause]});
+                return Err(ApiError::invalid(message).with_details(details));
             }
             Some(kind) => (200, store.patch(&t, kind, &body, &opts)?),
             None => {

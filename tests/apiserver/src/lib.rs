@@ -27,13 +27,17 @@
 //! collection (no scheduler, kubelet, Deployment or PDB status controllers);
 //! no schema validation, defaulting, admission or version conversion; lists
 //! ignore `limit`/`continue` and `resourceVersion`; strategic merge patch is a
-//! JSON merge patch; server-side apply treats lists as atomic and only Apply
-//! managers own fields.
+//! JSON merge patch; server-side apply and managedFields follow upstream's
+//! field manager (list and map types from CRD schemas, and from a table of
+//! the built-in fields Sovra uses), but the status subresource owns only
+//! `status`, and there is no version conversion, cap on update managers or
+//! client-side-apply interplay.
 
 mod cel_cost;
 mod discovery;
 mod error;
 mod faults;
+mod fieldmanager;
 mod http;
 mod patch;
 mod registry;

@@ -2,7 +2,7 @@
 //! counter, a bounded change history for watches, optimistic concurrency,
 //! finalizers, owner-reference garbage collection and CRD registration.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, success_status};
+use crate::fieldmanager::{self, Projection, Schema, Scope};
 use crate::patch::{self, PatchKind};
 use crate::registry::{CRD_GROUP, CRD_PLURAL, Registry, ResourceType};
 use crate::selector::{LabelSelector, Selectors};
@@ -112,7 +113,6 @@ impl Store {
             history_limit: history_limit.max(1),
             oldest_watchable: 0,
             watchers: Vec::new(),
-            applied: HashMap::new(),
             orphaned: HashSet::new(),
         };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -142,8 +142,6 @@ pub struct State {
     /// A watch from a resourceVersion below this gets 410 Gone.
     oldest_watchable: u64,
     watchers: Vec<mpsc::UnboundedSender<Arc<Change>>>,
-    /// Per object uid: each apply manager's last applied (owned) configuration.
-    applied: HashMap<String, BTreeMap<String, Value>>,
     /// uids deleted with propagationPolicy=Orphan that still wait for finalizers.
     orphaned: HashSet<String>,
 }
@@ -236,15 +234,17 @@ impl State {
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now()));
         meta.insert("generation".into(), json!(1));
-        for system in [
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-        ] {
+        for system in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
             meta.remove(system);
         }
-        if let Some(manager) = &opts.field_manager {
-            record_manager(&mut obj, manager, opts.apply, rt, None);
+        // An apply brings its managedFields; any other create is an Update of
+        // every field it sets (a client may also send managedFields to keep).
+        if !opts.apply {
+            let candidate = obj.pointer("/metadata/managedFields").cloned();
+            let manager = write_manager(opts);
+            let schema = self.schema_for(rt);
+            let scope = write_scope(rt, None, &schema);
+            fieldmanager::update(&Value::Null, &mut obj, candidate.as_ref(), manager, &scope);
         }
         self.system_hooks(rt, &mut obj)?;
         if opts.dry_run {
@@ -279,7 +279,7 @@ impl State {
     }
 
     /// Server-side apply (`application/apply-patch+yaml`). Returns the object
-    /// and whether it was created.
+    /// and whether it was created. See [`fieldmanager`] for the semantics.
     pub fn apply(
         &mut self,
         t: &Target,
@@ -287,62 +287,99 @@ impl State {
         force: bool,
         opts: &WriteOptions,
     ) -> Result<(Value, bool), ApiError> {
-        let Some(manager) = opts.field_manager.clone() else {
-            let message = "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch";
-            return Err(ApiError::bad_request(message));
+        let manager = match opts.field_manager.as_deref() {
+            Some(manager) if !manager.is_empty() => manager.to_string(),
+            _ => {
+                let (reason, message) = ("FieldValueRequired", "is required for apply patch");
+                return Err(invalid_patch_options(
+                    reason,
+                    &format!("Required value: {message}"),
+                ));
+            }
         };
+        if manager.len() > FIELD_MANAGER_MAX_LENGTH {
+            let message =
+                format!("Too long: may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes");
+            return Err(invalid_patch_options("FieldValueTooLong", &message));
+        }
         let opts = WriteOptions {
             apply: true,
             ..opts.clone()
         };
-        let mut config = patch::parse_apply_body(body)?;
-        if !config.get("apiVersion").is_some_and(Value::is_string)
-            || !config.get("kind").is_some_and(Value::is_string)
-        {
-            let message = "apiVersion and kind must be set in an applied configuration";
+        let config = patch::parse_apply_body(body)?;
+        let text = |field: &str| {
+            config
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let (api_version, kind) = (text("apiVersion"), text("kind"));
+        if api_version != t.rt.api_version() || kind != t.rt.kind {
+            let (group, version) = crate::registry::split_api_version(api_version);
+            let message = format!("invalid object type: {group}/{version}, Kind={kind}");
             return Err(ApiError::bad_request(message));
         }
-        metadata_mut(&mut config)
-            .entry("name")
-            .or_insert_with(|| json!(t.name));
+        if config
+            .pointer("/metadata/managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
         check_identity(t.rt, t.ns, t.name, &config)?;
 
-        // Status and main resource are owned separately, like upstream's per-subresource managedFields.
-        let mut owned = patch::owned_fields(&config);
-        let manager_key = if t.subresource == Some("status") {
-            owned = json!({"status": owned.get("status").cloned().unwrap_or_else(|| json!({}))});
-            format!("{manager}/status")
-        } else {
-            if t.rt.status {
-                object_mut(&mut owned).remove("status");
+        let current = self.current(t).ok();
+        let live = match &current {
+            Some(current) => present(t.rt, current.clone()),
+            None if t.subresource.is_some() => return Err(t.not_found()),
+            None => {
+                if let Some(uid) = meta_str(&config, "uid") {
+                    let message = format!(
+                        "Operation cannot be fulfilled on {} \"{}\": uid mismatch: the provided object specified uid {uid}, and no existing object was found",
+                        t.rt.group_resource(),
+                        t.name
+                    );
+                    return Err(ApiError::new(409, message));
+                }
+                json!({})
             }
-            manager
         };
+        let schema = self.schema_for(t.rt);
+        let scope = write_scope(t.rt, t.subresource, &schema);
+        let describe = format!(
+            "{}/{}; {}/{}, Kind={}",
+            t.ns, t.name, t.rt.group, t.rt.version, t.rt.kind
+        );
+        let applied = fieldmanager::apply(&live, &config, &manager, force, &scope, &describe)?;
+        let Some(current) = current else {
+            // Upstream's checkName: an apply that creates must name the object.
+            let name = meta_str(&applied, "name").unwrap_or_default();
+            if name != t.name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({name}) does not match the name on the URL ({})",
+                    t.name
+                )));
+            }
+            return Ok((self.create(t.rt, t.ns, applied, &opts)?, true));
+        };
+        Ok((self.write(t, &current, applied, &opts)?, false))
+    }
 
-        let Ok(current) = self.current(t) else {
-            if t.subresource.is_some() {
-                return Err(t.not_found());
-            }
-            let created = self.create(t.rt, t.ns, config, &opts)?;
-            if let (false, Some(uid)) = (opts.dry_run, meta_str(&created, "uid")) {
-                self.applied
-                    .insert(uid.into(), BTreeMap::from([(manager_key, owned)]));
-            }
-            return Ok((created, true));
-        };
-        if meta_str(&config, "resourceVersion").is_some_and(|rv| Some(rv) != rv_of(&current)) {
-            return Err(ApiError::conflict(&t.rt.group_resource(), t.name));
+    /// The merge structure of `rt`'s objects: a CRD's schema for the version,
+    /// or the built-in table.
+    fn schema_for(&self, rt: &ResourceType) -> Arc<Schema> {
+        if !rt.custom {
+            return fieldmanager::schema::builtin(&rt.group, &rt.kind);
         }
-        let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
-        let managers = self.applied.get(&uid).cloned().unwrap_or_default();
-        let live = present(t.rt, current.clone());
-        let (merged, managers) =
-            patch::server_side_apply(&live, &owned, &manager_key, force, &managers)?;
-        let written = self.write(t, &current, merged, &opts)?;
-        if !opts.dry_run && self.object(&key(t.rt), t.ns, t.name).is_some() {
-            self.applied.insert(uid, managers);
-        }
-        Ok((written, false))
+        let crds = (CRD_GROUP.to_string(), CRD_PLURAL.to_string());
+        let crd = self.object(&crds, "", &format!("{}.{}", rt.plural, rt.group));
+        let versions = crd.and_then(|c| c.pointer("/spec/versions"));
+        let version = versions
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(rt.version.as_str()));
+        let open_api = version.and_then(|v| v.pointer("/schema/openAPIV3Schema"));
+        Arc::new(fieldmanager::schema::from_crd(open_api))
     }
 
     /// Turns a candidate for an existing object into the stored next state:
@@ -366,6 +403,7 @@ impl State {
                 "the object must be a JSON object with metadata",
             ));
         }
+        let candidate_fields = candidate.pointer("/metadata/managedFields").cloned();
         let mut next = candidate;
         if t.subresource == Some("status") {
             let status = next.get("status").cloned();
@@ -405,8 +443,20 @@ impl State {
                 .and_then(Value::as_i64);
             metadata_mut(&mut next).insert("generation".into(), json!(generation.unwrap_or(0) + 1));
         }
-        let manager = opts.field_manager.as_deref().unwrap_or("unknown");
-        record_manager(&mut next, manager, opts.apply, t.rt, t.subresource);
+        if opts.apply {
+            // fieldmanager::apply already worked out the managedFields.
+            let meta = metadata_mut(&mut next);
+            match candidate_fields {
+                Some(fields) => meta.insert("managedFields".into(), fields),
+                None => meta.remove("managedFields"),
+            };
+        } else {
+            let schema = self.schema_for(t.rt);
+            let scope = write_scope(t.rt, t.subresource, &schema);
+            let manager = write_manager(opts);
+            let candidate = candidate_fields.as_ref();
+            fieldmanager::update(current, &mut next, candidate, manager, &scope);
+        }
         self.system_hooks(t.rt, &mut next)?;
         // Like the real server: a no-op write keeps the resourceVersion and emits no event.
         if next == *current || opts.dry_run {
@@ -617,7 +667,6 @@ impl State {
             Some(current),
         );
         let uid = meta_str(&removed, "uid").unwrap_or_default().to_string();
-        self.applied.remove(&uid);
         let orphan = self.orphaned.remove(&uid) || orphan;
 
         if *resource == (CRD_GROUP.to_string(), CRD_PLURAL.to_string())
@@ -685,6 +734,18 @@ impl State {
         let mut next = current.clone();
         if let Some(Value::Array(refs)) = metadata_mut(&mut next).get_mut("ownerReferences") {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+        }
+        // Nobody gains the change, but nobody owns the dropped reference any more.
+        let rt = self
+            .registry
+            .all()
+            .iter()
+            .find(|rt| key(rt) == *resource)
+            .cloned();
+        if let Some(rt) = rt {
+            let schema = self.schema_for(&rt);
+            let scope = write_scope(&rt, None, &schema);
+            fieldmanager::update(&current, &mut next, None, None, &scope);
         }
         self.commit(
             ChangeKind::Modified,
@@ -927,33 +988,43 @@ fn spec_of(obj: &Value) -> Value {
     obj
 }
 
-/// Upserts a minimal managedFields entry (no fieldsV1).
-fn record_manager(
-    obj: &mut Value,
-    manager: &str,
-    apply: bool,
-    rt: &ResourceType,
-    sub: Option<&str>,
-) {
-    let operation = if apply { "Apply" } else { "Update" };
-    let mut entry =
-        json!({"manager": manager, "operation": operation, "apiVersion": rt.api_version()});
-    if let Some(sub) = sub {
-        object_mut(&mut entry).insert("subresource".into(), json!(sub));
+/// Upstream's `FieldManagerMaxLength`.
+const FIELD_MANAGER_MAX_LENGTH: usize = 128;
+
+/// The 422 upstream answers for bad `PatchOptions` (before looking at the object).
+fn invalid_patch_options(reason: &str, message: &str) -> ApiError {
+    let cause = json!({"reason": reason, "message": message, "field": "fieldManager"});
+    ApiError::invalid(format!(
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: {message}"
+    ))
+    .with_details(json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [cause]}))
+}
+
+/// Who a non-apply write is recorded for: the request's manager ("" becomes
+/// "unknown", like upstream), nobody for the test backdoor.
+fn write_manager(opts: &WriteOptions) -> Option<&str> {
+    match opts.backdoor {
+        true => None,
+        false => Some(opts.field_manager.as_deref().unwrap_or_default()),
     }
-    let entries = metadata_mut(obj)
-        .entry("managedFields")
-        .or_insert_with(|| json!([]));
-    if let Value::Array(entries) = entries {
-        let same = |e: &&mut Value| {
-            ["manager", "operation", "subresource"]
-                .iter()
-                .all(|f| e.get(f) == entry.get(f))
-        };
-        match entries.iter_mut().find(same) {
-            Some(existing) => *existing = entry,
-            None => entries.push(entry),
-        }
+}
+
+/// What a write to `rt` (or its `subresource`) may own.
+fn write_scope<'a>(
+    rt: &ResourceType,
+    subresource: Option<&'a str>,
+    schema: &'a Schema,
+) -> Scope<'a> {
+    let projection = match subresource {
+        Some("status") => Projection::StatusOnly,
+        _ if rt.status => Projection::WithoutStatus,
+        _ => Projection::Whole,
+    };
+    Scope {
+        schema,
+        api_version: rt.api_version(),
+        subresource,
+        projection,
     }
 }
 

@@ -112,10 +112,16 @@ async fn apply_requires_a_field_manager_and_accepts_yaml_and_the_status_subresou
         "spec": {"selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
     });
+    // Upstream validates PatchOptions first: 422 Invalid, not 400.
     let unmanaged = deploys
         .patch("web", &PatchParams::default(), &Patch::Apply(&deployment))
         .await;
-    assert_eq!(status_code(unmanaged.unwrap_err()).0, 400);
+    let (code, message) = status_code(unmanaged.unwrap_err());
+    assert_eq!(code, 422);
+    assert_eq!(
+        message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
 
     deploys
         .patch(
@@ -153,7 +159,7 @@ async fn apply_requires_a_field_manager_and_accepts_yaml_and_the_status_subresou
         .body(yaml.as_bytes().to_vec())
         .unwrap();
     match client.request::<Deployment>(anonymous).await.unwrap_err() {
-        kube::Error::Api(status) => assert_eq!(status.code, 400),
-        other => panic!("expected 400, got {other:?}"),
+        kube::Error::Api(status) => assert_eq!(status.code, 422),
+        other => panic!("expected 422, got {other:?}"),
     }
 }

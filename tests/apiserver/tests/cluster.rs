@@ -94,18 +94,14 @@ async fn fail_next_fails_matching_requests_the_given_number_of_times() {
     server
         .faults()
         .fail_next(RequestMatcher::verb("patch").name("a"), 409, 1);
+    // data.k belongs to the creator: like a real server, only a forced apply may change it.
     let apply = Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "w"}}));
+    let forced = PatchParams::apply("sovra").force();
     assert_eq!(
-        api_code(
-            cms.patch("a", &PatchParams::apply("sovra"), &apply)
-                .await
-                .unwrap_err()
-        ),
+        api_code(cms.patch("a", &forced, &apply).await.unwrap_err()),
         409
     );
-    cms.patch("a", &PatchParams::apply("sovra"), &apply)
-        .await
-        .unwrap();
+    cms.patch("a", &forced, &apply).await.unwrap();
 
     // 503 is retried by kube's default client: one failure is invisible to the caller.
     server
