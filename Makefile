@@ -3,7 +3,7 @@ CARGO ?= cargo
 TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help plan test lint fmt crds tools bench ci clean
+.PHONY: help plan test test-real lint fmt crds tools bench ci clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,6 +13,9 @@ plan: ## Decide placements for the shipped examples (no cluster needed)
 
 test: tools ## Run every test (unit, property, integration against the in-process API server, chart)
 	$(CARGO) test --workspace
+
+test-real: tools ## Real-server tests: etcd and kube-apiserver from KUBEBUILDER_ASSETS (each skips without it; README "Real-server tests")
+	$(CARGO) test --test real_server -- --test-threads=1
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
