@@ -256,3 +256,53 @@ async fn a_hand_made_deployment_with_the_workloads_name_is_never_touched() {
         "sovra"
     );
 }
+
+// Item 10: members are probed on the probe interval, not on every world change.
+
+#[tokio::test]
+async fn world_changes_on_one_member_do_not_re_probe_the_others() {
+    let hub = hub_server().await;
+    let churning = member_server("DE").await;
+    let quiet = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &churning);
+    join(&hub, member_cluster("bund-de-2", "DE"), &quiet);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
+    args.member_probe_interval = Duration::from_secs(3);
+    let _operator = start_operator_with(&hub, args);
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    wait_for_reachable(&hub, "bund-de-2", "True", "Probed").await;
+    let probes = |server: &TestApiServer| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/version")
+            .count()
+    };
+
+    // Ten world changes in four seconds: a sovereign node of bund-de-1 flips its label (400 ms
+    // apart, beyond the controllers' 200 ms debounce).
+    hub.clear_requests();
+    quiet.clear_requests();
+    for i in 0..10 {
+        churning
+            .put(node_in("general-1", "general", "DE", i % 2 == 1))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // The world did change each time: bund-de-1's status followed its pools.
+    let cluster_writes = served(&hub, |r| {
+        r.resource == "sovereignclusters"
+            && r.subresource.as_deref() == Some("status")
+            && r.name.as_deref() == Some("bund-de-1")
+    });
+    assert!(cluster_writes.len() >= 5, "{cluster_writes:?}");
+    // The quiet member was probed on its interval (3 s here: once or twice in 4 s), not once
+    // per world change (which would make it ten or more).
+    let quiet_probes = probes(&quiet);
+    assert!(quiet_probes >= 1, "probed on the interval: {quiet_probes}");
+    assert!(
+        quiet_probes <= 3,
+        "not on every world change: {quiet_probes}"
+    );
+}

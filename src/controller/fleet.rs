@@ -838,3 +838,42 @@ pub fn pools_from_status(cluster: &SovereignCluster) -> Vec<NodePool> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(sovereign: bool) -> Node {
+        let mut labels = BTreeMap::from([("sovra.dev/node-pool".to_owned(), "general".to_owned())]);
+        if sovereign {
+            labels.insert(
+                crate::policy::SOVEREIGN_NODE_LABEL.to_owned(),
+                "true".to_owned(),
+            );
+        }
+        Node {
+            metadata: ObjectMeta {
+                name: Some("general-0".into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn a_node_update_that_changes_no_label_or_taint_is_not_a_placement_change() {
+        let mut seen = NodeFactsSeen::default();
+        assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(true)))));
+        let mut heartbeat = node(true);
+        heartbeat.metadata.resource_version = Some("99".into());
+        heartbeat.status = Some(Default::default());
+        assert!(!seen.changes_placement(&Ok(watcher::Event::Apply(heartbeat))));
+        assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(false)))));
+        // A relist is reported once, when it is done.
+        assert!(!seen.changes_placement(&Ok(watcher::Event::Init)));
+        assert!(!seen.changes_placement(&Ok(watcher::Event::InitApply(node(true)))));
+        assert!(seen.changes_placement(&Ok(watcher::Event::InitDone)));
+        assert!(seen.changes_placement(&Ok(watcher::Event::Delete(node(true)))));
+    }
+}
