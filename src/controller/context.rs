@@ -11,7 +11,9 @@ use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, so tests can advance it.
+use tokio::time::Instant;
 
 pub struct Context {
     pub client: Client,
@@ -212,6 +214,74 @@ impl Applied {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_entries_of_objects_that_stopped_failing_long_ago_are_dropped() {
+        let backoff = Backoff::default();
+        backoff.next_delay("deleted-while-failing");
+        backoff.next_delay("still-failing");
+        tokio::time::advance(Backoff::MAX).await;
+        backoff.next_delay("still-failing");
+        tokio::time::advance(Backoff::MAX + Duration::from_secs(1)).await;
+        backoff.next_delay("still-failing");
+        assert_eq!(backoff.failures("deleted-while-failing"), 0, "expired");
+        assert_eq!(
+            backoff.failures("still-failing"),
+            3,
+            "kept while it keeps failing"
+        );
+    }
+
+    #[test]
+    fn memory_of_workloads_that_are_gone_is_pruned() {
+        let memory = Memory::default();
+        for uid in ["live", "gone"] {
+            memory.workload_statuses.remember(uid, Default::default());
+            lock(&memory.recorded).insert(uid.to_owned(), (Some(1), 7));
+            lock(&memory.released).insert(uid.to_owned());
+            lock(&memory.invalid).insert(uid.to_owned(), 9);
+        }
+        memory.prune_workloads(|uid| uid == "live");
+        assert!(lock(&memory.recorded).contains_key("live"));
+        assert!(!lock(&memory.recorded).contains_key("gone"));
+        assert!(!lock(&memory.released).contains("gone"));
+        assert!(!lock(&memory.invalid).contains_key("gone"));
+        assert_eq!(memory.workload_statuses.newest("gone", None), None);
+        assert!(memory.workload_statuses.newest("live", None).is_some());
+    }
+
+    #[test]
+    fn the_last_written_status_is_used_until_the_cache_shows_it() {
+        let written: LastWritten<u32> = LastWritten::default();
+        assert_eq!(
+            written.newest("a", Some(&1)),
+            Some(1),
+            "nothing written: the cache"
+        );
+        written.remember("a", 2);
+        assert_eq!(written.newest("a", Some(&1)), Some(2), "the cache lags");
+        assert_eq!(
+            written.newest("a", Some(&2)),
+            Some(2),
+            "the cache caught up"
+        );
+        assert_eq!(
+            written.newest("a", Some(&3)),
+            Some(3),
+            "and the entry is gone"
+        );
+    }
+
+    #[test]
+    fn a_drained_clusters_applied_children_are_forgotten() {
+        let applied = Applied::default();
+        let child = Deployment::default();
+        applied.record("bund-de-1/ns/tax", &child, &child);
+        applied.record("bund-de-10/ns/tax", &child, &child);
+        applied.forget_cluster("bund-de-1");
+        assert!(!applied.is_current("bund-de-1/ns/tax", &child, &child));
+        assert!(applied.is_current("bund-de-10/ns/tax", &child, &child));
+    }
 
     #[test]
     fn backoff_doubles_per_object_caps_at_five_minutes_and_resets_on_success() {
