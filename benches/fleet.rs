@@ -148,6 +148,7 @@ async fn run() {
         concurrency: CONCURRENCY,
         member_probe_interval: Duration::from_secs(15),
         member_timeout: Duration::from_secs(10),
+        member_cleanup_timeout: Duration::from_secs(600),
         log_format: "text".into(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

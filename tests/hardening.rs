@@ -306,3 +306,64 @@ async fn world_changes_on_one_member_do_not_re_probe_the_others() {
         "not on every world change: {quiet_probes}"
     );
 }
+
+// Item 6: a deletion waiting for an unreachable member is released after a bounded wait.
+
+#[tokio::test]
+async fn a_deletion_waits_a_bounded_time_for_a_down_member_then_releases_and_the_sweep_cleans_up() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
+    args.member_cleanup_timeout = Duration::from_secs(3);
+    let operator = start_operator_with(&hub, args);
+    hub.put(pinned_to_de("tax", "internal", 1, json!({})))
+        .unwrap();
+    wait_for_phase(&hub, "tax", "Placed").await;
+    assert!(member.get(&deployments(), Some(NAMESPACE), "tax").is_some());
+
+    member.stop().await;
+    wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    hub.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        hub.get(&workloads(), Some(NAMESPACE), "tax").is_some(),
+        "the finalizer holds while the wait lasts"
+    );
+    eventually(
+        "released after the wait",
+        Duration::from_secs(30),
+        || async {
+            hub.get(&workloads(), Some(NAMESPACE), "tax")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let warning = wait_for_event(&hub, NAMESPACE, "tax", "ReleaseUnconfirmed").await;
+    assert_eq!(warning["type"], "Warning");
+    assert!(
+        warning["note"].as_str().unwrap().contains("bund-de-1"),
+        "{warning}"
+    );
+    let trail = std::fs::read_to_string(&operator.audit_log).unwrap();
+    let released: Vec<Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["action"] == "Released")
+        .collect();
+    assert_eq!(released.len(), 1, "{trail}");
+    assert!(
+        released[0]["reasons"][1]
+            .as_str()
+            .unwrap()
+            .contains("was not confirmed removed"),
+        "{trail}"
+    );
+
+    // The member returns: the orphan sweep removes the child left there.
+    member.restart().await;
+    wait_gone(&member, &deployments(), Some(NAMESPACE), "tax").await;
+    wait_for_event(&hub, "default", "bund-de-1", "OrphanRemoved").await;
+}

@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Bound on each probe of, and each call to, a member cluster, e.g. `10s`.
     #[arg(long, env = "SOVRA_MEMBER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub member_timeout: std::time::Duration,
+    /// How long a deleted workload waits for a member that cannot be reached before it is
+    /// released anyway (its children there are removed when the member answers again), e.g. `10m`.
+    #[arg(long, env = "SOVRA_MEMBER_CLEANUP_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub member_cleanup_timeout: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, env = "SOVRA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -21,6 +21,8 @@ pub struct Context {
     pub namespace: String,
     /// How often member clusters are probed.
     pub probe_interval: Duration,
+    /// How long a deleted workload waits for an unreachable member before it is released.
+    pub cleanup_timeout: Duration,
     pub world: World,
     pub recorder: Recorder,
     pub audit: AuditTrail,

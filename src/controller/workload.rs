@@ -625,27 +625,61 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         .as_ref()
         .is_some_and(|s| !s.placements.is_empty());
     let removals = plan_removals(workload, ctx, &[]);
-    if !removals.pending.is_empty() {
-        // Keep the finalizer until the member answers: its child must not be left running.
-        // Nothing is done (or recorded) until every child can be removed.
+    let waited = workload
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t.0)).ok())
+        .unwrap_or_default();
+    if !removals.pending.is_empty() && waited < ctx.cleanup_timeout {
+        // Keep the finalizer until the member answers (or the wait runs out): its child must
+        // not be left running unnoticed. Nothing is recorded until the release happens.
         return Err(member_error(
             &removals.pending.join(","),
             "unreachable; the workload's Deployment there is removed when it answers again",
         ));
     }
+    // Remove first, record second: the trail says what was done.
+    remove_children(workload, ctx, &removals, Removal::Delete).await?;
     let uid = workload.uid().unwrap_or_default();
-    if had_placements && !lock(&ctx.memory.released).contains(&uid) {
-        let entry = entry(
-            workload,
-            AuditAction::Released,
-            None,
-            Vec::new(),
-            vec!["SovereignWorkload deleted".to_owned()],
-        );
+    let unconfirmed = (!removals.pending.is_empty()).then(|| {
+        format!(
+            "its Deployment on {} was not confirmed removed: the member could not be reached for {} s; it is removed when the member answers again",
+            removals.pending.join(", "),
+            waited.as_secs()
+        )
+    });
+    if (had_placements || unconfirmed.is_some()) && !lock(&ctx.memory.released).contains(&uid) {
+        let mut reasons = vec!["SovereignWorkload deleted".to_owned()];
+        reasons.extend(unconfirmed.clone());
+        let entry = entry(workload, AuditAction::Released, None, Vec::new(), reasons);
         ctx.audit.record(entry).await?;
         lock(&ctx.memory.released).insert(uid.clone());
+        match &unconfirmed {
+            Some(note) => {
+                publish(
+                    ctx,
+                    workload,
+                    EventType::Warning,
+                    "ReleaseUnconfirmed",
+                    "Delete",
+                    &format!("workload deleted; {note}"),
+                )
+                .await;
+            }
+            None => {
+                publish(
+                    ctx,
+                    workload,
+                    EventType::Normal,
+                    "Released",
+                    "Delete",
+                    "workload deleted; its Deployments were removed",
+                )
+                .await;
+            }
+        }
     }
-    remove_children(workload, ctx, &removals, Removal::Delete).await?;
     // Forget what was remembered of workloads that are gone; this one goes once its finalizer
     // is removed, and is forgotten at a later release.
     let live: std::collections::HashSet<String> = ctx
@@ -658,17 +692,6 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         })
         .collect();
     ctx.memory.prune_workloads(|uid| live.contains(uid));
-    if had_placements {
-        publish(
-            ctx,
-            workload,
-            EventType::Normal,
-            "Released",
-            "Delete",
-            "workload deleted; its Deployments were removed",
-        )
-        .await;
-    }
     Ok(Action::await_change())
 }
 

@@ -172,6 +172,7 @@ pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> Ru
         concurrency: 4,
         member_probe_interval: Duration::from_millis(500),
         member_timeout: Duration::from_secs(2),
+        member_cleanup_timeout: Duration::from_secs(600),
         log_format: "text".into(),
     }
 }
