@@ -536,3 +536,48 @@ fn remove_at(value: &Value, set: &Set, schema: &Schema) -> Option<Value> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn keyed_by_name() -> Schema {
+        Schema::List(Box::new(ListSchema {
+            kind: ListKind::Map(vec!["name".into()]),
+            items: Schema::Deduced,
+        }))
+    }
+
+    #[test]
+    fn map_lists_merge_by_key_in_the_applied_order_keeping_live_only_items_in_place() {
+        let live = json!([{"name": "a", "x": 1}, {"name": "live-only"}, {"name": "b", "x": 2}]);
+        let applied = json!([{"name": "b", "x": 3}, {"name": "a", "y": 4}, {"name": "new"}]);
+        let merged = merge(Some(&live), Some(&applied), &keyed_by_name()).unwrap();
+        assert_eq!(
+            merged,
+            json!([{"name": "live-only"}, {"name": "b", "x": 3}, {"name": "a", "x": 1, "y": 4},
+                   {"name": "new"}])
+        );
+    }
+
+    #[test]
+    fn applied_duplicates_and_missing_keys_are_typing_errors() {
+        let applied = json!({"items": [{"name": "a"}, {"name": "a"}, {"other": 1}]});
+        let schema = Schema::Map(Box::new(MapSchema {
+            fields: BTreeMap::from([("items".to_string(), keyed_by_name())]),
+            rest: Schema::Deduced,
+            atomic: false,
+            defaults: BTreeMap::new(),
+        }));
+        assert_eq!(
+            validate(&applied, &schema, false),
+            [
+                ".items: duplicate entries for key [name=\"a\"]",
+                ".items: element 2: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+            ]
+        );
+        assert_eq!(validate(&applied, &schema, true).len(), 1);
+    }
+}
