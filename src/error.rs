@@ -31,6 +31,9 @@ pub enum Error {
         message: String,
     },
 
+    #[error("no manifests to plan: {0}")]
+    NoManifests(String),
+
     #[error("{kind} {name} has an invalid spec: {message}")]
     InvalidSpec {
         kind: &'static str,
@@ -85,6 +88,7 @@ impl Error {
             Self::ReadFile { .. } => "read_file",
             Self::WriteFile { .. } => "write_file",
             Self::InvalidManifest { .. } => "invalid_manifest",
+            Self::NoManifests(_) => "no_manifests",
             Self::InvalidSpec { .. } => "invalid_spec",
             Self::MissingField(_) => "missing_field",
             Self::Audit { .. } => "audit",

@@ -1,6 +1,6 @@
 //! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`.
 
-mod manifests;
+pub mod manifests;
 pub mod plan;
 
 use crate::Error;
@@ -136,13 +136,19 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             node_pool_label,
         } => {
             let report = plan::plan(&files, output, explain, &node_pool_label);
-            emit(&report.rendered);
-            for problem in &report.problems {
-                eprintln!("error: {problem}");
+            if !report.problems.is_empty() {
+                // Decisions on part of the input would not be the ones the cluster makes.
+                for problem in &report.problems {
+                    eprintln!("error: {problem}");
+                }
+                eprintln!(
+                    "{} problem(s) in the input; nothing planned",
+                    report.problems.len()
+                );
+                return Ok(ExitCode::from(2));
             }
-            Ok(if !report.problems.is_empty() {
-                ExitCode::from(2)
-            } else if report.refused > 0 {
+            emit(&report.rendered);
+            Ok(if report.refused > 0 {
                 eprintln!("{} workload(s) refused", report.refused);
                 ExitCode::from(1)
             } else {

@@ -23,7 +23,7 @@ pub enum OutputFormat {
     Json,
 }
 
-/// What `plan` concluded.
+/// What `plan` concluded. With problems in the input nothing is decided (`rendered` is empty).
 #[derive(Debug)]
 pub struct PlanReport {
     pub rendered: String,
@@ -50,6 +50,14 @@ pub fn plan(
     pool_label: &str,
 ) -> PlanReport {
     let (manifests, problems) = manifests::load(files);
+    if !problems.is_empty() {
+        // Decisions on part of the input are not the ones the cluster would make.
+        return PlanReport {
+            rendered: String::new(),
+            refused: 0,
+            problems,
+        };
+    }
     let clusters = clusters_with_nodes(&manifests, pool_label);
     let classes: BTreeMap<String, SensitivityClassSpec> = manifests
         .classes

@@ -6,6 +6,7 @@
 pub mod bounds;
 mod class;
 mod cluster;
+pub mod openapi;
 mod schema;
 mod vocabulary;
 mod workload;
