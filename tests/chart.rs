@@ -119,6 +119,14 @@ const MINIMAL: Values<'static> = Values {
     file: Some("values-minimal.yaml"),
     set: &[],
 };
+/// The explicit opt-out of a durable audit trail: both values, as the schema requires.
+const EPHEMERAL: Values<'static> = Values {
+    file: None,
+    set: &[
+        "auditLog.persistence.enabled=false",
+        "auditLog.ephemeralLostOnRestart=true",
+    ],
+};
 
 impl Values<'_> {
     fn args(&self) -> Vec<String> {
@@ -141,7 +149,8 @@ impl Values<'_> {
     }
 }
 
-/// Every `tests/chart/values-*.yaml`, plus the defaults.
+/// Every `tests/chart/values-*.yaml`, plus the defaults and the ephemeral audit trail opt-out
+/// (the only rendering with a Deployment).
 fn all_values() -> Vec<Values<'static>> {
     let mut files: Vec<String> = std::fs::read_dir(repo().join("tests/chart"))
         .expect("tests/chart exists")
@@ -153,7 +162,7 @@ fn all_values() -> Vec<Values<'static>> {
         files.len() >= 2,
         "expected non-default values files in tests/chart"
     );
-    let mut all = vec![DEFAULTS];
+    let mut all = vec![DEFAULTS, EPHEMERAL];
     all.extend(files.into_iter().map(|file| Values {
         file: Some(Box::leak(file.into_boxed_str())),
         set: &[],
@@ -178,6 +187,28 @@ fn helm_template_text(helm: &Path, values: Values<'_>, extra: &[&str]) -> Result
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args.extend(values.args());
     run(helm, &args)
+}
+
+/// The chart's NOTES.txt as `helm install --dry-run=client` prints it (no cluster is contacted).
+fn helm_notes(helm: &Path, values: Values<'_>) -> String {
+    let mut args: Vec<String> = [
+        "install",
+        RELEASE,
+        &chart_dir().to_string_lossy(),
+        "--namespace",
+        NAMESPACE,
+        "--dry-run=client",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(values.args());
+    let output = run(helm, &args)
+        .unwrap_or_else(|e| panic!("helm install --dry-run=client {values:?} failed:\n{e}"));
+    let (_, notes) = output
+        .split_once("\nNOTES:\n")
+        .unwrap_or_else(|| panic!("no NOTES in helm's output:\n{output}"));
+    notes.to_owned()
 }
 
 /// The rendered documents, CRDs included.
@@ -808,11 +839,16 @@ fn chart_renders_the_objects_each_values_file_asks_for() {
     let mut defaults = set(&core);
     defaults.extend(set(&crds_and_classes));
     defaults.extend(set(&[
-        ("Deployment", "sovra"),
+        ("StatefulSet", "sovra"),
         ("PodDisruptionBudget", "sovra"),
         ("NetworkPolicy", "sovra"),
     ]));
     assert_eq!(inventory(&render(&helm, DEFAULTS)), defaults);
+
+    let mut ephemeral = defaults.clone();
+    ephemeral.remove(&("StatefulSet".to_owned(), "sovra".to_owned()));
+    ephemeral.insert(("Deployment".to_owned(), "sovra".to_owned()));
+    assert_eq!(inventory(&render(&helm, EPHEMERAL)), ephemeral);
 
     let mut hardened = set(&core);
     hardened.extend(set(&crds_and_classes));
@@ -868,7 +904,7 @@ fn chart_renders_the_objects_each_values_file_asks_for() {
     let mut minimal = set(&core);
     minimal.extend(set(&crds_and_classes[..3]));
     minimal.extend(set(&[
-        ("Deployment", "sovra"),
+        ("StatefulSet", "sovra"),
         ("ValidatingAdmissionPolicy", "sovra-sovereign-pods"),
         ("ValidatingAdmissionPolicy", "sovra-managed-deployments"),
         ("ValidatingAdmissionPolicyBinding", "sovra-sovereign-pods"),
@@ -1013,7 +1049,7 @@ fn every_rendered_manifest_round_trips_through_kubernetes_1_33_types() {
     // The checker itself catches what it should.
     let mut typo = render(&helm, DEFAULTS)
         .into_iter()
-        .find(|doc| kind_of(doc) == "Deployment")
+        .find(|doc| kind_of(doc) == "StatefulSet")
         .unwrap();
     typo["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = json!({});
     assert!(check_schema(&typo).unwrap_err().contains("securityContxt"));
@@ -1046,8 +1082,8 @@ fn operator_pod_meets_pod_security_restricted_with_every_values_file() {
 fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_each() {
     let helm = require_tool!("helm");
     let docs = render(&helm, DEFAULTS);
-    let deployment: Deployment = typed(find(&docs, "Deployment", "sovra"));
-    assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
+    let statefulset: StatefulSet = typed(find(&docs, "StatefulSet", "sovra"));
+    assert_eq!(statefulset.spec.as_ref().unwrap().replicas, Some(2));
     let pod = operator_pod(&docs);
     let spec = pod.spec.unwrap();
     let container = &spec.containers[0];
@@ -1096,10 +1132,15 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
     let resources = container.resources.as_ref().unwrap();
     assert!(resources.requests.is_some() && resources.limits.is_some());
 
-    // The only writable path is the audit directory, on a volume private to the pod.
+    // The only writable path is the audit directory, on a volume private to the replica: its
+    // own claim by default, its own emptyDir with the ephemeral opt-out.
     let mount = &container.volume_mounts.as_ref().unwrap()[0];
     assert_eq!(mount.mount_path, "/var/lib/sovra/audit");
-    let volume = &spec.volumes.as_ref().unwrap()[0];
+    assert!(spec.volumes.is_none(), "the claim template provides it");
+    let claim = &statefulset.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(claim.metadata.name.as_deref(), Some(mount.name.as_str()));
+    let ephemeral = operator_pod(&render(&helm, EPHEMERAL)).spec.unwrap();
+    let volume = &ephemeral.volumes.as_ref().unwrap()[0];
     assert_eq!(volume.name, mount.name);
     assert!(volume.empty_dir.is_some());
 
@@ -1112,7 +1153,7 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
         "kubernetes.io/hostname"
     );
 
-    // With persistence, each StatefulSet replica has its own claim instead of the emptyDir.
+    // With a named StorageClass too, each replica has its own claim and no emptyDir.
     let hardened = render(&helm, HARDENED);
     let pod = operator_pod(&hardened).spec.unwrap();
     assert!(pod.volumes.is_none(), "claims replace the emptyDir");
@@ -1435,4 +1476,230 @@ fn crd_and_sensitivity_class_copies_are_identical_to_their_sources() {
             == std::fs::read(root.join("deploy/sensitivityclasses.yaml")).unwrap(),
         "charts/sovra/files/sensitivityclasses.yaml differs from deploy/sensitivityclasses.yaml"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail: durable by default, ephemeral only when the values say it is lost
+
+/// The operator container's `SOVRA_AUDIT_LOG` and the volume mounted at its directory.
+fn audit_log_and_mount(pod: &PodTemplateSpec) -> (String, k8s_openapi::api::core::v1::VolumeMount) {
+    let container = &pod.spec.as_ref().unwrap().containers[0];
+    let file = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "SOVRA_AUDIT_LOG")
+        .and_then(|e| e.value.clone())
+        .expect("SOVRA_AUDIT_LOG is set");
+    let mounts = container.volume_mounts.clone().unwrap_or_default();
+    let mount = mounts
+        .into_iter()
+        .find(|m| {
+            file.strip_prefix(m.mount_path.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .unwrap_or_else(|| panic!("{file} is on no mounted volume"));
+    (file, mount)
+}
+
+#[test]
+fn default_chart_runs_a_statefulset_whose_audit_log_is_on_a_claim_per_replica() {
+    let helm = require_tool!("helm");
+    let docs = render(&helm, DEFAULTS);
+    assert!(
+        all_of_kind(&docs, "Deployment").is_empty(),
+        "no emptyDir Deployment by default"
+    );
+    let statefulset: StatefulSet = typed(find(&docs, "StatefulSet", "sovra"));
+    let spec = statefulset.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(spec.service_name.as_deref(), Some("sovra"));
+    find(&docs, "Service", "sovra");
+
+    let (file, mount) = audit_log_and_mount(&spec.template);
+    assert_eq!(file, "/var/lib/sovra/audit/audit.jsonl");
+    assert!(
+        spec.template.spec.as_ref().unwrap().volumes.is_none(),
+        "no pod volume shadows the claim"
+    );
+    let claims = spec.volume_claim_templates.unwrap();
+    assert_eq!(claims.len(), 1);
+    let claim = &claims[0];
+    assert_eq!(claim.metadata.name.as_deref(), Some(mount.name.as_str()));
+    let claim_spec = claim.spec.as_ref().unwrap();
+    assert_eq!(
+        claim_spec.access_modes.as_deref(),
+        Some(&["ReadWriteOnce".to_owned()][..])
+    );
+    assert_eq!(
+        claim_spec.storage_class_name, None,
+        "empty storageClass means the cluster's default"
+    );
+    assert_eq!(
+        claim_spec
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "1Gi"
+    );
+    let labels = claim.metadata.labels.clone().unwrap();
+    assert_eq!(labels["app.kubernetes.io/instance"], RELEASE);
+    let retention = spec.persistent_volume_claim_retention_policy.unwrap();
+    assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+    assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+
+    // A named StorageClass is used as given.
+    let named = render(
+        &helm,
+        Values {
+            file: None,
+            set: &["auditLog.persistence.storageClass=gov-encrypted"],
+        },
+    );
+    let statefulset: StatefulSet = typed(find(&named, "StatefulSet", "sovra"));
+    let claim = &statefulset.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(
+        claim.spec.as_ref().unwrap().storage_class_name.as_deref(),
+        Some("gov-encrypted")
+    );
+}
+
+#[test]
+fn explicit_ephemeral_opt_out_renders_an_emptydir_deployment_and_notes_warn_the_trail_is_lost() {
+    let helm = require_tool!("helm");
+    let docs = render(&helm, EPHEMERAL);
+    assert!(all_of_kind(&docs, "StatefulSet").is_empty());
+    let deployment: Deployment = typed(find(&docs, "Deployment", "sovra"));
+    let template = deployment.spec.unwrap().template;
+    let (file, mount) = audit_log_and_mount(&template);
+    assert_eq!(file, "/var/lib/sovra/audit/audit.jsonl");
+    let volumes = template.spec.unwrap().volumes.unwrap();
+    let volume = volumes.iter().find(|v| v.name == mount.name).unwrap();
+    let empty_dir = volume.empty_dir.as_ref().expect("an emptyDir");
+    assert_eq!(empty_dir.size_limit.as_ref().unwrap().0, "256Mi");
+
+    let notes = helm_notes(&helm, EPHEMERAL);
+    let warning = notes
+        .find("WARNING: THE AUDIT TRAIL IS NOT DURABLE (auditLog.ephemeralLostOnRestart=true)")
+        .unwrap_or_else(|| panic!("no warning in NOTES:\n{notes}"));
+    assert!(
+        warning < notes.find("1. Check that it works").unwrap(),
+        "the warning comes first:\n{notes}"
+    );
+    for expected in [
+        "DELETED whenever\n  its pod goes",
+        "is\n  lost from the cluster",
+        "Audit trail: EPHEMERAL",
+        "--set auditLog.persistence.enabled=true --set auditLog.ephemeralLostOnRestart=false",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "NOTES lack {expected:?}:\n{notes}"
+        );
+    }
+    assert!(!notes.contains("DURABLE."), "{notes}");
+}
+
+#[test]
+fn disabling_persistence_without_the_explicit_opt_out_is_rejected_by_the_values_schema() {
+    let helm = require_tool!("helm");
+    let schema_error = "values don't meet the specifications of the schema";
+    let rejected: [(&[&str], &str); 4] = [
+        // Persistence off, but nobody said the trail may be lost.
+        (
+            &["auditLog.persistence.enabled=false"],
+            "at '/auditLog/ephemeralLostOnRestart': value must be true",
+        ),
+        (
+            &[
+                "auditLog.persistence.enabled=false",
+                "auditLog.ephemeralLostOnRestart=false",
+            ],
+            "at '/auditLog/ephemeralLostOnRestart': value must be true",
+        ),
+        // The opt-out while persistence is on: which one is meant?
+        (
+            &["auditLog.ephemeralLostOnRestart=true"],
+            "at '/auditLog/ephemeralLostOnRestart': value must be false",
+        ),
+        // Removing the switch does not fall back to an emptyDir.
+        (
+            &["auditLog.persistence.enabled=null"],
+            "missing property 'enabled'",
+        ),
+    ];
+    for (set, expected) in rejected {
+        let values = Values { file: None, set };
+        match helm_template_text(&helm, values, &[]) {
+            Ok(_) => panic!("{set:?} was accepted"),
+            Err(e) => assert!(
+                e.contains(schema_error) && e.contains(expected),
+                "{set:?} rejected for another reason (wanted {expected:?}):\n{e}"
+            ),
+        }
+    }
+    // Without the schema (--skip-schema-validation), the template refuses it too.
+    let values = Values {
+        file: None,
+        set: &["auditLog.persistence.enabled=false"],
+    };
+    let e = helm_template_text(&helm, values, &["--skip-schema-validation"]).unwrap_err();
+    assert!(
+        e.contains("set auditLog.ephemeralLostOnRestart=true to accept losing it"),
+        "{e}"
+    );
+    // Both values together are the accepted opt-out.
+    helm_template_text(&helm, EPHEMERAL, &[]).unwrap();
+}
+
+#[test]
+fn default_notes_say_the_audit_trail_is_durable_where_its_claims_are_and_how_to_verify_it() {
+    let helm = require_tool!("helm");
+    let notes = helm_notes(&helm, DEFAULTS);
+    for expected in [
+        "Audit trail: DURABLE.",
+        "StorageClass <the cluster's default>",
+        "pod sovra-0  ->  PersistentVolumeClaim audit-sovra-0",
+        "pod sovra-1  ->  PersistentVolumeClaim audit-sovra-1",
+        "kubectl get pvc -n sovra-system -l app.kubernetes.io/name=sovra,app.kubernetes.io/instance=sovra",
+        "kubectl exec -n sovra-system sovra-0 -- /sovra audit verify /var/lib/sovra/audit/audit.jsonl",
+        "kubectl exec -n sovra-system sovra-0 -- /sovra audit show /var/lib/sovra/audit/audit.jsonl",
+        // A cluster without a default StorageClass: the pods stay Pending, and how to see why.
+        "The pods start only once their claims are Bound. If they stay Pending:",
+        "kubectl describe pvc audit-sovra-0 -n sovra-system",
+        "kubectl get storageclass",
+        "storageclass.kubernetes.io/is-default-class=true",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "NOTES lack {expected:?}:\n{notes}"
+        );
+    }
+    assert!(!notes.contains("NOT DURABLE"), "{notes}");
+    assert!(!notes.contains("EPHEMERAL"), "{notes}");
+
+    // A named class is named, and the advice about the default class is left out.
+    let notes = helm_notes(
+        &helm,
+        Values {
+            file: None,
+            set: &[
+                "auditLog.persistence.storageClass=gov-encrypted",
+                "replicaCount=3",
+            ],
+        },
+    );
+    assert!(
+        notes.contains("StorageClass gov-encrypted must exist"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("PersistentVolumeClaim audit-sovra-2"),
+        "{notes}"
+    );
+    assert!(!notes.contains("is-default-class"), "{notes}");
 }

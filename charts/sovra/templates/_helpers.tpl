@@ -57,6 +57,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The audit trail file (SOVRA_AUDIT_LOG) inside the operator container. */}}
+{{- define "sovra.auditLogFile" -}}
+{{- printf "%s/audit.jsonl" (trimSuffix "/" .Values.auditLog.mountPath) }}
+{{- end }}
+
 {{/*
 The operator pod template, shared by the Deployment (audit trail on an emptyDir) and the
 StatefulSet (audit trail on a per-replica PersistentVolumeClaim).
@@ -118,7 +123,7 @@ spec:
         - name: SOVRA_LEASE_NAME
           value: {{ include "sovra.leaseName" . | quote }}
         - name: SOVRA_AUDIT_LOG
-          value: {{ printf "%s/audit.jsonl" (trimSuffix "/" .Values.auditLog.mountPath) | quote }}
+          value: {{ include "sovra.auditLogFile" . | quote }}
         - name: SOVRA_CONCURRENCY
           value: {{ .Values.operator.concurrency | quote }}
         - name: SOVRA_LOG_FORMAT
@@ -160,7 +165,8 @@ spec:
           mountPath: {{ .Values.auditLog.mountPath }}
   {{- if not .Values.auditLog.persistence.enabled }}
   volumes:
-    # One emptyDir per pod: each replica writes its own hash chain.
+    # auditLog.ephemeralLostOnRestart: one emptyDir per pod, each replica writes its own hash
+    # chain, and the chain is deleted with the pod.
     - name: audit
       emptyDir:
         sizeLimit: {{ .Values.auditLog.emptyDirSizeLimit }}
@@ -202,8 +208,14 @@ spec:
   {{- end }}
 {{- end }}
 
-{{/* Refuse combinations that cannot work. */}}
+{{/* Refuse combinations that cannot work (values.schema.json refuses most of them first). */}}
 {{- define "sovra.validate" -}}
+{{- if and (not .Values.auditLog.persistence.enabled) (not .Values.auditLog.ephemeralLostOnRestart) }}
+{{- fail "auditLog.persistence.enabled=false would keep the audit trail on an emptyDir that is lost whenever a pod is deleted or replaced: keep persistence on, or set auditLog.ephemeralLostOnRestart=true to accept losing it" }}
+{{- end }}
+{{- if and .Values.auditLog.persistence.enabled .Values.auditLog.ephemeralLostOnRestart }}
+{{- fail "auditLog.ephemeralLostOnRestart=true contradicts auditLog.persistence.enabled=true: set auditLog.persistence.enabled=false too, or drop the opt-out" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 requires leaderElection.enabled: without it every replica would reconcile" }}
 {{- end }}
