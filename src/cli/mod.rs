@@ -75,7 +75,9 @@ pub struct RunArgs {
     /// Node label that names a node's pool.
     #[arg(long, env = "SOVRA_NODE_POOL_LABEL", default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
     pub node_pool_label: String,
-    /// Elect a leader through a Lease so only one replica reconciles.
+    /// Elect a leader through a Lease so only one replica reconciles. A replica that cannot
+    /// renew its lease stops reconciling and campaigns again (it never exits for it); `false`
+    /// runs without a Lease.
     #[arg(long, env = "SOVRA_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     #[arg(long, env = "SOVRA_LEASE_NAME", default_value = "sovra-leader")]

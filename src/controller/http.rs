@@ -1,6 +1,7 @@
-//! `/healthz` (the process serves), `/readyz` (caches synced and leadership known) and
-//! `/metrics` (Prometheus text format).
+//! `/healthz` (the process serves), `/readyz` (this replica knows who leads and, when it is the
+//! one reconciling, its caches are synced) and `/metrics` (Prometheus text format).
 
+use super::context::lock;
 use super::metrics::Metrics;
 use crate::Error;
 use axum::Router;
@@ -8,25 +9,65 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where this replica is in its life; `/readyz` answers 200 in [`Phase::Standby`] and
+/// [`Phase::Reconciling`] and 503 otherwise, with the phase as the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for Sovra's CRDs to be Established.
+    WaitingForCrds,
+    /// Campaigning without knowing who leads: the Lease cannot be read or written (an API
+    /// server outage), or this replica just lost its lease.
+    Campaigning(String),
+    /// Another replica holds a valid lease; this one takes over when it expires.
+    Standby(String),
+    /// This replica leads (or runs without leader election) and is starting its caches.
+    Starting,
+    /// The controllers run.
+    Reconciling,
+}
+
+impl Phase {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Standby(_) | Self::Reconciling)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::WaitingForCrds => "not ready: waiting for the CRDs to be established".to_owned(),
+            Self::Campaigning(why) => format!("not ready: leadership unknown ({why})"),
+            Self::Standby(holder) => format!("ready: standing by; {holder} leads"),
+            Self::Starting => "not ready: leading; caches syncing".to_owned(),
+            Self::Reconciling => "ready: reconciling".to_owned(),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Health {
-    ready: Arc<AtomicBool>,
+    phase: Arc<Mutex<Phase>>,
     metrics: Metrics,
 }
 
 impl Health {
     pub fn new(metrics: Metrics) -> Self {
         Self {
-            ready: Arc::new(AtomicBool::new(false)),
+            phase: Arc::new(Mutex::new(Phase::WaitingForCrds)),
             metrics,
         }
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+    pub fn set(&self, phase: Phase) {
+        let mut current = lock(&self.phase);
+        if *current != phase {
+            tracing::debug!(from = ?*current, to = ?phase, "readiness phase");
+            *current = phase;
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        lock(&self.phase).clone()
     }
 }
 
@@ -36,14 +77,13 @@ pub fn router(health: Health) -> Router {
         .route(
             "/readyz",
             get(|State(h): State<Health>| async move {
-                if h.ready.load(Ordering::SeqCst) {
-                    (StatusCode::OK, "ready")
+                let phase = h.phase();
+                let status = if phase.is_ready() {
+                    StatusCode::OK
                 } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "caches not synced or leadership unknown",
-                    )
-                }
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (status, phase.describe())
             }),
         )
         .route(
