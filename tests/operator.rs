@@ -230,7 +230,8 @@ async fn a_malformed_workload_is_reported_and_does_not_stop_the_controller() {
     let _operator = start_operator(&server, dir.path(), "sovra-0", false);
     let mut broken = workload("broken", "internal", 1, json!({}));
     broken["spec"]["replicas"] = json!("many");
-    server.put(broken).unwrap();
+    // Stored as if written before the schema said replicas is an integer.
+    server.put_unvalidated(broken).unwrap();
     server
         .put(workload("fine", "internal", 1, json!({})))
         .unwrap();
@@ -327,7 +328,7 @@ async fn ready_replicas_reported_by_the_deployment_make_the_workload_ready() {
 async fn reconciling_an_unchanged_workload_writes_nothing() {
     let server = hub_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&server, dir.path(), "sovra-0", false);
+    let (_operator, addr) = start_serving_operator(&server, dir.path(), "sovra-0", false).await;
     server
         .put(workload("tax", "confidential", 1, json!({})))
         .unwrap();
@@ -337,11 +338,14 @@ async fn reconciling_an_unchanged_workload_writes_nothing() {
     let before = server.get(&workloads(), Some(NAMESPACE), "tax").unwrap();
 
     // Wake the controller without changing anything it decides on.
+    let started = reconciles_started(addr, "workload").await;
     let mut touched = before.clone();
     touched["metadata"]["annotations"] = json!({"example.org/touched": "yes"});
     server.put(touched).unwrap();
     server.clear_requests();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The touch was reconciled (tax is the only workload): a reconcile begun after it has
+    // finished.
+    wait_for_reconciles_after(addr, "workload", started, 1).await;
 
     let writes: Vec<_> = server
         .requests()
@@ -386,10 +390,23 @@ async fn a_cut_watch_and_a_compacted_history_do_not_lose_changes() {
     let _operator = start_operator(&server, dir.path(), "sovra-0", false);
     server.put(workload("a", "public", 1, json!({}))).unwrap();
     wait_for_phase(&server, "a", "Placed").await;
-    server.cut_watches();
+    server.clear_requests();
+    // Compacted first, then cut: the re-watch is sure to come from a resourceVersion that is
+    // gone (410 Gone), not from one handed out after the compaction.
     server.compact();
+    server.cut_watches();
     server.put(workload("b", "public", 1, json!({}))).unwrap();
     wait_for_phase(&server, "b", "Placed").await;
+    // The faults were served: the workload watch was cut and, on 410 Gone, relisted (a watch
+    // that merely ended resumes with a watch, not a list).
+    eventually("the SovereignWorkload cache relisted", WAIT, || async {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.verb == "list" && r.resource == "sovereignworkloads" && r.status == 200)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -404,10 +421,29 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_stops() {
     })
     .await;
     assert_eq!(leader, "sovra-0");
-    let second = start_operator(&server, dir.path(), "sovra-1", true);
+    let (second, standby) = start_serving_operator(&server, dir.path(), "sovra-1", true).await;
+    // The standby runs, and stands by behind the leader, while `a` is handled.
+    let standing_by = || async {
+        http_get(standby, "/readyz")
+            .await
+            .filter(|(status, body)| *status == 200 && body.contains("standing by; sovra-0 leads"))
+    };
+    eventually("sovra-1 stands by", WAIT, standing_by).await;
     server.put(workload("a", "public", 1, json!({}))).unwrap();
     wait_for_phase(&server, "a", "Placed").await;
+    eventually("the leader recorded a", WAIT, || async {
+        std::fs::read_to_string(&first.audit_log)
+            .ok()
+            .filter(|trail| trail.contains("\"name\":\"a\""))
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("sovra-1 still stands by", WAIT, standing_by).await;
+    assert_eq!(
+        reconciles_started(standby, "workload").await,
+        0,
+        "the standby reconciles nothing"
+    );
     assert!(
         std::fs::read_to_string(&second.audit_log)
             .unwrap_or_default()

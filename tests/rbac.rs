@@ -146,7 +146,8 @@ async fn exercise_every_path(
         .unwrap();
     let mut broken = workload("broken", "internal", 1, json!({}));
     broken["spec"]["replicas"] = json!("many");
-    server.put(broken).unwrap();
+    // Stored as if written before the schema said replicas is an integer.
+    server.put_unvalidated(broken).unwrap();
     wait_for_phase(server, "tax", "Placed").await;
     wait_for_phase(server, "portal", "Placed").await;
     wait_for_phase(server, "exchange", "Refused").await;
@@ -155,7 +156,9 @@ async fn exercise_every_path(
     // The same Event again becomes a series (a patch of the Event).
     let mut touched = server.get(&workloads(), Some(NAMESPACE), "broken").unwrap();
     touched["metadata"]["annotations"] = json!({"example.org/touch": "1"});
-    server.put(touched).unwrap();
+    // A real server refuses any main-resource update of it (the scale subresource's
+    // spec.replicas must be an integer, and that check does not ratchet).
+    server.put_unvalidated(touched).unwrap();
     server
         .put(node("gov-spare-0", "gov-spare", false, None))
         .unwrap();

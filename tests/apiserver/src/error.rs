@@ -95,6 +95,151 @@ impl ApiError {
     }
 }
 
+/// The machine-readable type of a [`FieldError`] (upstream's `field.ErrorType`,
+/// sent as a cause's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorType {
+    Required,
+    Invalid,
+    NotSupported,
+    TooLong,
+    TooMany,
+    Duplicate,
+    Forbidden,
+    /// The value does not have the schema's type (shown as "Invalid value").
+    TypeInvalid,
+    Internal,
+}
+
+impl FieldErrorType {
+    /// The cause `reason`, e.g. `FieldValueInvalid`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FieldErrorType::Required => "FieldValueRequired",
+            FieldErrorType::Invalid => "FieldValueInvalid",
+            FieldErrorType::NotSupported => "FieldValueNotSupported",
+            FieldErrorType::TooLong => "FieldValueTooLong",
+            FieldErrorType::TooMany => "FieldValueTooMany",
+            FieldErrorType::Duplicate => "FieldValueDuplicate",
+            FieldErrorType::Forbidden => "FieldValueForbidden",
+            FieldErrorType::TypeInvalid => "FieldValueTypeInvalid",
+            FieldErrorType::Internal => "InternalError",
+        }
+    }
+
+    /// The words a message starts with, e.g. `Invalid value`.
+    fn words(self) -> &'static str {
+        match self {
+            FieldErrorType::Required => "Required value",
+            FieldErrorType::Invalid | FieldErrorType::TypeInvalid => "Invalid value",
+            FieldErrorType::NotSupported => "Unsupported value",
+            FieldErrorType::TooLong => "Too long",
+            FieldErrorType::TooMany => "Too many",
+            FieldErrorType::Duplicate => "Duplicate value",
+            FieldErrorType::Forbidden => "Forbidden",
+            FieldErrorType::Internal => "Internal error",
+        }
+    }
+}
+
+/// One validation failure at a field, like upstream's `field.Error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub kind: FieldErrorType,
+    /// The field path as upstream writes it, e.g. `spec.placement.requiredCountries[0]`.
+    pub field: String,
+    /// The offending value already rendered the way Go's `%v`/`%q` would
+    /// (`-1`, `"DE"`); `None` when upstream omits it.
+    pub value: Option<String>,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(
+        kind: FieldErrorType,
+        field: impl Into<String>,
+        value: Option<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            kind,
+            field: field.into(),
+            value,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Required, field, None, detail)
+    }
+
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Forbidden, field, None, detail)
+    }
+
+    pub fn invalid(field: impl Into<String>, value: String, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Invalid, field, Some(value), detail)
+    }
+
+    /// The message without the field, as in a cause (upstream's `ErrorBody`).
+    pub fn body(&self) -> String {
+        let mut body = self.kind.words().to_string();
+        let shows_value = !matches!(
+            self.kind,
+            FieldErrorType::Required
+                | FieldErrorType::Forbidden
+                | FieldErrorType::TooLong
+                | FieldErrorType::Internal
+        );
+        if let (true, Some(value)) = (shows_value, &self.value) {
+            body.push_str(": ");
+            body.push_str(value);
+        }
+        if !self.detail.is_empty() {
+            body.push_str(": ");
+            body.push_str(&self.detail);
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.body())
+    }
+}
+
+impl ApiError {
+    /// `422 Invalid` for `errors` on the object `name` of `kind` in `group`, rendered like
+    /// upstream's `errors.NewInvalid`: `Kind.group "name" is invalid: [a, b]` with one cause
+    /// per error.
+    pub fn invalid_fields(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        // Like `ErrorList.ToAggregate`: identical messages are listed once.
+        let mut messages: Vec<String> = Vec::new();
+        for err in errors {
+            let message = err.to_string();
+            if !messages.contains(&message) {
+                messages.push(message);
+            }
+        }
+        let aggregate = match messages.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let causes: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+            .collect();
+        let details = json!({"name": name, "group": group, "kind": kind, "causes": causes});
+        Self::invalid(format!("{qualified} {name:?} is invalid: {aggregate}")).with_details(details)
+    }
+}
+
 /// The `StatusReason` the real API server uses for an HTTP code.
 pub fn reason_for(code: u16) -> &'static str {
     match code {

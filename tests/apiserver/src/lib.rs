@@ -25,7 +25,19 @@
 //! Deliberate simplifications (each documented where it is implemented):
 //! no controllers beyond CRD establishment, namespace cleanup and garbage
 //! collection (no scheduler, kubelet, Deployment or PDB status controllers);
-//! no schema validation, defaulting, admission or version conversion; lists
+//! writes are admitted like kube-apiserver admits them (module `validation`):
+//! custom resources are pruned, defaulted and checked against their CRD's
+//! structural schema (OpenAPI types, bounds, patterns, enums, required fields,
+//! list-type uniqueness, embedded resources, scale paths, CEL rules, with
+//! upstream's ratcheting of unchanged invalid values), but defaults and pruning
+//! apply to requests only, never on read, so an object stored with
+//! [`TestApiServer::put_unvalidated`] is served as stored, and CEL rules have
+//! no runtime cost budget; built-in kinds get every object's metadata rules
+//! (names per kind, labels, annotations, owner references, finalizers) and the
+//! rules of the kinds Sovra writes (Deployments, Pods, ConfigMaps, Secrets,
+//! Events, Leases), but neither built-in defaulting nor type checks of their
+//! other fields; no admission plugins or webhooks, no `fieldValidation=Strict`,
+//! no version conversion; lists
 //! ignore `limit`/`continue` and `resourceVersion`; strategic merge patch is a
 //! JSON merge patch; server-side apply and managedFields follow upstream's
 //! field manager (list and map types from CRD schemas, and from a table of
@@ -43,6 +55,7 @@ mod patch;
 mod registry;
 mod selector;
 mod store;
+mod validation;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -356,8 +369,20 @@ impl TestApiServer {
     /// apiVersion and kind, keeping the given `.status`. The server fills uid,
     /// resourceVersion, etc., and watchers see the change. Namespaced objects
     /// without a namespace go to "default"; the namespace must exist.
+    ///
+    /// The object is admitted like a create (or, if it exists, like an update): pruned,
+    /// defaulted and validated, so fixtures are held to the rules a real API server
+    /// applies; an object it would refuse is an `Err` (422).
     pub fn put(&self, obj: Value) -> Result<Value, ApiError> {
         self.shared.store.lock().put(obj)
+    }
+
+    /// Like [`TestApiServer::put`] but without admission: writes straight to storage, as
+    /// an object stored before a schema change would be. For tests of how clients cope
+    /// with objects the current schema rejects. Reads return it as stored (this server
+    /// does not prune or default on read).
+    pub fn put_unvalidated(&self, obj: Value) -> Result<Value, ApiError> {
+        self.shared.store.lock().put_with(obj, false)
     }
 
     /// Deletes an object like a DELETE request (finalizers and garbage

@@ -15,6 +15,7 @@ use crate::fieldmanager::{self, Projection, Schema, Scope};
 use crate::patch::{self, PatchKind};
 use crate::registry::{CRD_GROUP, CRD_PLURAL, Registry, ResourceType};
 use crate::selector::{LabelSelector, Selectors};
+use crate::validation::Admission;
 
 /// `(group, plural)`: objects are stored once per resource, whatever version wrote them.
 pub type GroupPlural = (String, String);
@@ -81,6 +82,8 @@ pub struct WriteOptions {
     pub backdoor: bool,
     /// Record the manager as an `Apply` (rather than `Update`) operation; set by `State::apply`.
     pub apply: bool,
+    /// Skip admission (pruning, defaulting, validation): `TestApiServer::put_unvalidated`.
+    pub unvalidated: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -159,6 +162,13 @@ impl State {
             .ok_or_else(|| t.not_found())
     }
 
+    /// The stored CustomResourceDefinition behind a custom resource type.
+    fn crd_of(&self, rt: &ResourceType) -> Option<&Value> {
+        let crds = (CRD_GROUP.to_string(), CRD_PLURAL.to_string());
+        let name = format!("{}.{}", rt.plural, rt.group);
+        self.object(&crds, "", &name).filter(|_| rt.custom)
+    }
+
     pub fn get(&self, t: &Target) -> Result<Value, ApiError> {
         self.current(t).map(|obj| present(t.rt, obj))
     }
@@ -194,16 +204,8 @@ impl State {
             (_, Some(Value::String(prefix))) if !prefix.is_empty() => {
                 format!("{prefix}{}", random_suffix())
             }
-            _ => {
-                let message = "metadata.name: Required value: name or generateName is required";
-                return Err(ApiError::invalid(message));
-            }
+            _ => return Err(crate::validation::name_required(rt)),
         };
-        if name.contains('/') || name.len() > 253 {
-            return Err(ApiError::invalid(format!(
-                "metadata.name: Invalid value: {name:?}"
-            )));
-        }
         check_identity(rt, ns, &name, &obj)?;
         if rt.namespaced {
             match self.object(&namespaces(), "", ns) {
@@ -219,9 +221,6 @@ impl State {
                 Some(_) => {}
             }
         }
-        if self.object(&key(rt), ns, &name).is_some() {
-            return Err(ApiError::already_exists(&rt.group_resource(), &name));
-        }
         if rt.status && !opts.backdoor {
             object_mut(&mut obj).remove("status");
         }
@@ -236,6 +235,21 @@ impl State {
         meta.insert("generation".into(), json!(1));
         for system in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
             meta.remove(system);
+        }
+        if !opts.unvalidated {
+            let (crd, backdoor) = (self.crd_of(rt), opts.backdoor);
+            let adm = Admission {
+                rt,
+                old: None,
+                subresource: None,
+                backdoor,
+                crd,
+            };
+            crate::validation::admit(&adm, &mut obj)?;
+        }
+        // Like upstream, an invalid object is refused (422) before its name is found taken.
+        if self.object(&key(rt), ns, &name).is_some() {
+            return Err(ApiError::already_exists(&rt.group_resource(), &name));
         }
         // An apply brings its managedFields; any other create is an Update of
         // every field it sets (a client may also send managedFields to keep).
@@ -262,6 +276,7 @@ impl State {
     ) -> Result<Value, ApiError> {
         check_identity(t.rt, t.ns, t.name, &obj)?;
         let current = self.current(t)?;
+        crate::validation::check_unconditional_update(t.rt, &obj)?;
         self.write(t, &current, obj, opts)
     }
 
@@ -428,6 +443,18 @@ impl State {
                 Some(value) => meta.insert(system.into(), value.clone()),
                 None => meta.remove(system),
             };
+        }
+        if !opts.unvalidated {
+            let (crd, backdoor) = (self.crd_of(t.rt), opts.backdoor);
+            let (old, subresource) = (Some(current), t.subresource);
+            let adm = Admission {
+                rt: t.rt,
+                old,
+                subresource,
+                backdoor,
+                crd,
+            };
+            crate::validation::admit(&adm, &mut next)?;
         }
         if meta_str(current, "deletionTimestamp").is_some() {
             let old = finalizers(current);
@@ -845,7 +872,13 @@ impl State {
     }
 
     /// Create-or-replace, bypassing HTTP: keeps the given `.status`, no preconditions.
-    pub fn put(&mut self, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn put(&mut self, obj: Value) -> Result<Value, ApiError> {
+        self.put_with(obj, true)
+    }
+
+    /// [`State::put`], validated like a create or an update, or (`validate: false`)
+    /// written as it is.
+    pub fn put_with(&mut self, mut obj: Value, validate: bool) -> Result<Value, ApiError> {
         let api_version = obj
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -864,6 +897,7 @@ impl State {
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let opts = WriteOptions {
             backdoor: true,
+            unvalidated: !validate,
             ..WriteOptions::default()
         };
         let t = Target {

@@ -186,7 +186,10 @@ async fn the_access_log_records_kubernetes_verbs_and_attributes() {
     );
     let pods: Api<Pod> = Api::default_namespaced(client);
     server
-        .put(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}))
+        .put(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        )
         .unwrap();
     pods.evict("p", &EvictParams::default()).await.unwrap();
     let missing = Api::<ConfigMap>::namespaced(pods.clone().into_client(), "default")
