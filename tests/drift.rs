@@ -10,7 +10,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::time::Duration;
 use support::*;
 use test_apiserver::{ResourceRef, TestApiServer};
 
@@ -106,7 +105,7 @@ async fn a_pod_outside_its_placement_is_only_reported_under_audit() {
         }))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    let (operator, addr) = start_serving_operator(&server, dir.path(), "sovra-0", false).await;
     placed_workload(&server, "trial", "pilot").await;
 
     server
@@ -124,7 +123,13 @@ async fn a_pod_outside_its_placement_is_only_reported_under_audit() {
     let record = wait_for_violation_record(&operator.audit_log, "trial-rogue").await;
     assert_eq!(record["class"], "pilot");
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The reconcile that reported the pod (running when its Events appeared) has returned, so
+    // it got past the point where `enforce` evicts.
+    eventually("the reporting drift reconcile returned", WAIT, || async {
+        (metric(addr, r#"sovra_reconciles_in_flight{controller="drift"}"#).await == 0.0)
+            .then_some(())
+    })
+    .await;
     assert!(
         server
             .get(&pods(), Some(NAMESPACE), "trial-rogue")
@@ -142,18 +147,22 @@ async fn a_pod_outside_its_placement_is_only_reported_under_audit() {
 async fn a_pod_in_a_placed_sovereign_pool_is_left_alone() {
     let server = hub_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&server, dir.path(), "sovra-0", false);
+    let (operator, addr) = start_serving_operator(&server, dir.path(), "sovra-0", false).await;
     let placed = placed_workload(&server, "tax", "confidential").await;
     assert_eq!(
         placed["status"]["placements"][0]["nodePools"],
         json!(["gov-confidential"])
     );
 
+    let started = reconciles_started(addr, "drift").await;
     server
         .put(pod("tax-good", "tax", "confidential", "gov-confidential-0"))
         .unwrap();
-    // A sovereign node, but not in the pool the workload was placed on: a marker that the drift
-    // controller has run past the compliant pod.
+    // The compliant pod was judged: it is the only Pod, so a drift reconcile begun after it was
+    // created is its own, and that one has finished.
+    wait_for_reconciles_after(addr, "drift", started, 1).await;
+    // A sovereign node, but not in the pool the workload was placed on: the same judgement
+    // does report that.
     server
         .put(pod("tax-stray", "tax", "confidential", "gov-general-0"))
         .unwrap();
@@ -164,7 +173,6 @@ async fn a_pod_in_a_placed_sovereign_pool_is_left_alone() {
             "node pool gov-general is not one of the placed node pools [gov-confidential]"
         )
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(server.get(&pods(), Some(NAMESPACE), "tax-good").is_some());
     assert!(events_for(&server, NAMESPACE, "tax-good", "PolicyViolation").is_empty());
     assert!(
@@ -194,7 +202,20 @@ async fn an_eviction_blocked_by_a_disruption_budget_is_retried_without_reporting
         .put(pod("portal-rogue", "portal", "internal", "build-agents-0"))
         .unwrap();
     wait_for_event(&server, NAMESPACE, "portal-rogue", "PolicyViolation").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The eviction was tried and refused by the budget (429), and tried again.
+    eventually("two evictions refused by the budget", WAIT, || async {
+        let refused = server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.subresource.as_deref() == Some("eviction")
+                    && r.name.as_deref() == Some("portal-rogue")
+                    && r.status == 429
+            })
+            .count();
+        (refused >= 2).then_some(())
+    })
+    .await;
     assert!(
         server
             .get(&pods(), Some(NAMESPACE), "portal-rogue")

@@ -13,6 +13,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -70,10 +71,17 @@ struct Observer {
     violations: Arc<Mutex<Vec<String>>>,
     /// Samples in which more clusters than allowed ran the workload at once.
     excess: Arc<Mutex<usize>>,
-    /// Members a scenario has cut off (stopped, or back but not yet swept by Sovra). What
-    /// runs there keeps running, out of Sovra's reach, so it is not counted as a duplicate;
-    /// it still must never be outside the class.
+    /// Members a scenario has cut off (stopped, or back but not yet swept by Sovra), or that a
+    /// workload is moving off (make before break: its old child runs until the new one is
+    /// applied). What runs there is not counted as a duplicate; it still must never be outside
+    /// the class.
     cut_off: Arc<Mutex<BTreeSet<String>>>,
+    /// Complete rounds of samples (every rule on every cluster) so far.
+    rounds: Arc<AtomicUsize>,
+    /// (workload, cluster) pairs some sample found running.
+    seen: Arc<Mutex<BTreeSet<(String, String)>>>,
+    /// Workloads some sample found running nowhere after an earlier one found them running.
+    gaps: Arc<Mutex<BTreeSet<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -84,6 +92,9 @@ impl Observer {
         let violations = Arc::new(Mutex::new(Vec::new()));
         let excess = Arc::new(Mutex::new(0));
         let cut_off = Arc::new(Mutex::new(BTreeSet::new()));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let gaps = Arc::new(Mutex::new(BTreeSet::new()));
         let rules: Vec<(String, BTreeSet<String>, usize)> = rules
             .into_iter()
             .map(|(w, allowed, n)| {
@@ -95,13 +106,17 @@ impl Observer {
             })
             .collect();
         let task = {
-            let (hub, violations, excess, cut_off) = (
+            let (hub, violations, excess, cut_off, rounds, seen, gaps) = (
                 hub.clone(),
                 violations.clone(),
                 excess.clone(),
                 cut_off.clone(),
+                rounds.clone(),
+                seen.clone(),
+                gaps.clone(),
             );
             tokio::spawn(async move {
+                let mut ran = BTreeSet::new();
                 loop {
                     for (workload, allowed, n) in &rules {
                         let running: Vec<&str> = fleet
@@ -109,6 +124,16 @@ impl Observer {
                             .filter(|(_, server)| !running_children(server, workload).is_empty())
                             .map(|(name, _)| name.as_str())
                             .collect();
+                        seen.lock().unwrap().extend(
+                            running
+                                .iter()
+                                .map(|cluster| (workload.clone(), (*cluster).to_owned())),
+                        );
+                        if !running.is_empty() {
+                            ran.insert(workload.clone());
+                        } else if ran.contains(workload) {
+                            gaps.lock().unwrap().insert(workload.clone());
+                        }
                         let mut found = violations.lock().unwrap();
                         for cluster in &running {
                             if !allowed.contains(*cluster) {
@@ -128,6 +153,7 @@ impl Observer {
                             *excess.lock().unwrap() += 1;
                         }
                     }
+                    rounds.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
@@ -136,11 +162,53 @@ impl Observer {
             violations,
             excess,
             cut_off,
+            rounds,
+            seen,
+            gaps,
             task,
         }
     }
 
-    fn assert_clean(&self) {
+    /// Complete rounds of samples so far: taken at the start of a scenario's interesting part,
+    /// it is the `since` of [`Observer::assert_clean`].
+    fn rounds(&self) -> usize {
+        self.rounds.load(Ordering::SeqCst)
+    }
+
+    /// Panics unless some sample found `workload` running on `cluster`.
+    fn assert_saw(&self, workload: &str, cluster: &str) {
+        let seen = self.seen.lock().unwrap();
+        assert!(
+            seen.contains(&(workload.to_owned(), cluster.to_owned())),
+            "the observer never saw {workload} running on {cluster}: {seen:?}"
+        );
+    }
+
+    /// Panics if a sample found `workload` running nowhere after it had run (a move that broke
+    /// before it made). Samples read the clusters in fleet order, so a move to a later member
+    /// is never seen as a gap that was not there.
+    fn assert_no_gap(&self, workload: &str) {
+        let gaps = self.gaps.lock().unwrap();
+        assert!(
+            !gaps.contains(workload),
+            "a sample found {workload} running nowhere after it had run"
+        );
+    }
+
+    /// Waits for a round of samples begun after this call (the observer still runs, and has
+    /// sampled the scenario's end), checks that rounds were sampled since `since` (a
+    /// [`Observer::rounds`] value), then that no sample found a violation.
+    async fn assert_clean(&self, since: usize) {
+        let end = self.rounds();
+        eventually("the observer samples again", WAIT, || async {
+            (self.rounds() >= end + 2).then_some(())
+        })
+        .await;
+        assert!(
+            end >= since + 2,
+            "the observer sampled the scenario: {} round(s)",
+            end.saturating_sub(since)
+        );
         let violations = self.violations.lock().unwrap();
         assert!(violations.is_empty(), "{violations:#?}");
         assert_eq!(
@@ -180,12 +248,13 @@ fn fleet_of(hub: &TestApiServer, members: &BTreeMap<&'static str, TestApiServer>
     fleet
 }
 
-/// A scenario's start: hub and members, the operator, an observer, and `tax` (internal, DE
-/// only) placed on `bund-de-1`.
+/// A scenario's start: hub and members, the operator (its HTTP endpoints on `addr`), an
+/// observer, and `tax` (internal, DE only) placed on `bund-de-1`.
 struct TaxOnMember {
     hub: TestApiServer,
     members: BTreeMap<&'static str, TestApiServer>,
     operator: Operator,
+    addr: std::net::SocketAddr,
     observer: Observer,
     _dir: tempfile::TempDir,
 }
@@ -193,7 +262,7 @@ struct TaxOnMember {
 async fn tax_on_member(replicas: i32, placement: Value) -> TaxOnMember {
     let (hub, members) = hub_with_members().await;
     let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let (operator, addr) = start_serving_operator(&hub, dir.path(), "sovra-0", false).await;
     let observer = Observer::start(
         &hub,
         fleet_of(&hub, &members),
@@ -206,6 +275,7 @@ async fn tax_on_member(replicas: i32, placement: Value) -> TaxOnMember {
         hub,
         members,
         operator,
+        addr,
         observer,
         _dir: dir,
     }
@@ -306,7 +376,26 @@ async fn bad_connections_each_get_a_clear_condition_and_a_warning_and_the_operat
     // Nothing is placed on any of them, and the hub still places.
     hub.put(workload("portal", "internal", 1, json!({})))
         .unwrap();
-    wait_for_phase(&hub, "portal", "Placed").await;
+    let portal = wait_for_phase(&hub, "portal", "Placed").await;
+    // Each was judged, and rejected for not answering (not merely outranked by the hub).
+    let candidates = portal["status"]["decision"]["candidates"]
+        .as_array()
+        .unwrap();
+    for cluster in ["no-secret", "garbage", "exec", "gone", "forbidden"] {
+        let verdict = candidates
+            .iter()
+            .find(|c| c["cluster"] == cluster && c.get("nodePool").is_none())
+            .unwrap_or_else(|| panic!("a verdict on {cluster}: {candidates:?}"));
+        assert_eq!(verdict["accepted"], false, "{verdict}");
+        assert!(
+            verdict["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("cluster unreachable")),
+            "{verdict}"
+        );
+    }
     assert_eq!(placed_on(&hub, "portal"), [HUB]);
 }
 
@@ -317,8 +406,10 @@ async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates()
         members,
         operator,
         observer,
+        addr: _,
         _dir,
     } = tax_on_member(2, json!({})).await;
+    let window = observer.rounds();
     assert_eq!(
         hub.get(&workloads(), Some(NAMESPACE), "tax").unwrap()["status"]["placements"][0]["nodePools"],
         json!(["general"])
@@ -373,7 +464,8 @@ async fn a_workload_is_placed_on_a_member_in_its_namespace_which_sovra_creates()
     wait_gone(member, &deployments(), Some(NAMESPACE), "tax").await;
     wait_gone(&hub, &workloads(), Some(NAMESPACE), "tax").await;
     assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Released"]);
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-1");
 }
 
 #[tokio::test]
@@ -407,6 +499,7 @@ async fn replicas_spread_over_n_distinct_compliant_clusters_and_too_few_is_a_ref
     assert_eq!(replicas, 5);
 
     // Only three clusters meet `internal`: four is refused, and nothing partial is placed.
+    let window = observer.rounds();
     hub.put(workload("too-wide", "internal", 4, json!({"clusters": 4})))
         .unwrap();
     let refused = wait_for_phase(&hub, "too-wide", "Refused").await;
@@ -419,7 +512,10 @@ async fn replicas_spread_over_n_distinct_compliant_clusters_and_too_few_is_a_ref
     for (_, server) in fleet_of(&hub, &members) {
         assert!(running_children(&server, "too-wide").is_empty());
     }
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    for cluster in [HUB, "bund-de-1", "bund-de-2"] {
+        observer.assert_saw("spread", cluster);
+    }
 }
 
 #[tokio::test]
@@ -429,9 +525,11 @@ async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_witho
         members,
         operator: _operator,
         observer,
+        addr: _,
         _dir,
     } = tax_on_member(1, json!({})).await;
 
+    let window = observer.rounds();
     members["bund-de-1"].stop().await;
     wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
     let degraded = wait_for_phase(&hub, "tax", "Degraded").await;
@@ -459,7 +557,8 @@ async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_witho
     wait_for_phase(&hub, "tax", "Placed").await;
     wait_for_event(&hub, "default", "bund-de-1", "ClusterReachable").await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-1");
 }
 
 #[tokio::test]
@@ -469,10 +568,12 @@ async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_c
         hub,
         members,
         operator,
+        addr,
         observer,
         _dir,
     } = tax_on_member(2, json!({"failover": true})).await;
 
+    let window = observer.rounds();
     let down = &members["bund-de-1"];
     observer.cut_off.lock().unwrap().insert("bund-de-1".into());
     down.stop().await;
@@ -497,14 +598,21 @@ async fn with_failover_a_workload_leaves_a_down_member_for_a_compliant_one_and_c
         returned.elapsed().as_millis()
     );
     observer.cut_off.lock().unwrap().clear();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Decided again with bund-de-1 answering: once its return is in status (the world the
+    // workload controller decides from has it), tax is woken, and a reconcile begun after that
+    // has finished.
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    let started = reconciles_started(addr, "workload").await;
+    touch_workload(&hub, "tax").await;
+    wait_for_reconciles_after(addr, "workload", started, 1).await;
     assert_eq!(
         placed_on(&hub, "tax"),
         ["bund-de-2"],
         "stays where it moved"
     );
     assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Moved"]);
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-2");
 }
 
 #[tokio::test]
@@ -513,11 +621,15 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
         hub,
         members,
         operator,
-        observer: _observer,
+        observer,
+        addr: _,
         _dir,
     } = tax_on_member(1, json!({})).await;
 
+    let window = observer.rounds();
     let first = &members["bund-de-1"];
+    // Make before break: the old child runs on until the new one is applied.
+    observer.cut_off.lock().unwrap().insert("bund-de-1".into());
     for name in ["general-0", "general-1"] {
         let mut node = first.get(&nodes(), None, name).unwrap();
         node["metadata"]["labels"]
@@ -533,6 +645,7 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
     })
     .await;
     wait_gone(first, &deployments(), Some(NAMESPACE), "tax").await;
+    observer.cut_off.lock().unwrap().clear();
     assert!(
         members["bund-de-2"]
             .get(&deployments(), Some(NAMESPACE), "tax")
@@ -544,6 +657,10 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
         "{actions:?}"
     );
     assert!(actions.contains(&"Moved".to_owned()), "{actions:?}");
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-1");
+    observer.assert_saw("tax", "bund-de-2");
+    observer.assert_no_gap("tax");
 }
 
 #[tokio::test]
@@ -579,7 +696,7 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     leave_child(orphan_home, "tax", "bund-de-2");
 
     let dir = tempfile::tempdir().unwrap();
-    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let (operator, addr) = start_serving_operator(&hub, dir.path(), "sovra-0", false).await;
     hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "tax", "Placed").await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
@@ -589,8 +706,15 @@ async fn an_orphan_on_a_member_is_removed_and_a_deletion_waits_for_a_down_member
     let placed = &members["bund-de-1"];
     placed.stop().await;
     wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    let member_errors =
+        r#"sovra_reconcile_errors_total{kind="SovereignWorkload",error="member_cluster"}"#;
+    let failed_before = metric(addr, member_errors).await;
     hub.delete(&workloads(), Some(NAMESPACE), "tax").unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The deletion was handled: its cleanup failed on the member that cannot be reached.
+    eventually("the cleanup failed on the down member", WAIT, || async {
+        (metric(addr, member_errors).await > failed_before).then_some(())
+    })
+    .await;
     assert!(
         hub.get(&workloads(), Some(NAMESPACE), "tax").is_some(),
         "the finalizer holds while the member's child cannot be removed"
@@ -621,6 +745,7 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
             ("d", vec!["bund-at"], 1),
         ],
     );
+    let window = observer.rounds();
     let first = &members["bund-de-1"];
 
     // 409 on apply: retried.
@@ -632,12 +757,36 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
     hub.put(internal_in_de("a", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "a", "Placed").await;
     assert!(first.get(&deployments(), Some(NAMESPACE), "a").is_some());
+    let conflicts = first
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "patch" && r.resource == "deployments" && r.status == 409)
+        .count();
+    assert_eq!(conflicts, 2, "both conflicts were served");
 
     // A cut watch and a compacted history (410 Gone on re-watch): the caches relist.
+    first.clear_requests();
     first.compact();
     first.cut_watches();
     hub.put(internal_in_de("b", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "b", "Placed").await;
+    // Served: each cache's re-watch got 410 Gone, it relisted and watched again (a watch that
+    // merely ended is resumed with one watch).
+    eventually(
+        "the member's caches relisted and watch again",
+        WAIT,
+        || async {
+            let watches = |resource: &str| {
+                first
+                    .requests()
+                    .iter()
+                    .filter(|r| r.verb == "watch" && r.resource == resource)
+                    .count()
+            };
+            (watches("deployments") >= 2 && watches("nodes") >= 2).then_some(())
+        },
+    )
+    .await;
     // A child deleted behind Sovra's back while its watch was re-established is recreated.
     first.delete(&deployments(), Some(NAMESPACE), "b").unwrap();
     eventually("b recreated", WAIT, || async {
@@ -664,6 +813,18 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
     .unwrap();
     wait_for_phase(&hub, "d", "Placed").await;
     assert_eq!(placed_on(&hub, "d"), ["bund-at"]);
+    // c's reconcile reached its slow member: it looked for a foreign Deployment in the child's
+    // place, the step just before the (delayed) apply.
+    eventually("c's apply on bund-de-1 under way", WAIT, || async {
+        first
+            .requests()
+            .iter()
+            .any(|r| {
+                r.verb == "get" && r.resource == "deployments" && r.name.as_deref() == Some("c")
+            })
+            .then_some(())
+    })
+    .await;
     assert_ne!(
         hub.get(&workloads(), Some(NAMESPACE), "c").unwrap()["status"]["phase"],
         "Placed",
@@ -682,7 +843,10 @@ async fn member_faults_neither_duplicate_nor_misplace_and_a_slow_member_holds_up
             .sum();
         assert_eq!(running, 1, "{workload} runs exactly once");
     }
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    for workload in ["a", "b", "c"] {
+        observer.assert_saw(workload, "bund-de-1");
+    }
 }
 
 #[tokio::test]
@@ -706,7 +870,8 @@ async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_befo
         hub,
         members,
         operator,
-        observer: _observer,
+        observer,
+        addr: _,
         _dir,
     } = tax_on_member(1, json!({})).await;
     eventually("drain finalizer on the member", WAIT, || async {
@@ -715,6 +880,10 @@ async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_befo
     })
     .await;
 
+    let window = observer.rounds();
+    // Make before break: the child on the member being drained runs on until the one on
+    // bund-de-2 is applied.
+    observer.cut_off.lock().unwrap().insert("bund-de-1".into());
     hub.delete(&clusters(), None, "bund-de-1").unwrap();
     eventually("moved to bund-de-2", WAIT, || async {
         (placed_on(&hub, "tax") == ["bund-de-2"]).then_some(())
@@ -733,6 +902,11 @@ async fn deleting_a_member_moves_its_workloads_off_and_removes_its_children_befo
     );
     wait_for_event(&hub, "default", "bund-de-1", "Drained").await;
     assert_eq!(audit_actions(&operator.audit_log), ["Placed", "Moved"]);
+    observer.cut_off.lock().unwrap().clear();
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-1");
+    observer.assert_saw("tax", "bund-de-2");
+    observer.assert_no_gap("tax");
 }
 
 #[tokio::test]
@@ -745,10 +919,14 @@ async fn a_member_that_is_down_when_the_operator_starts_keeps_its_placements() {
     operator.shutdown().await.unwrap();
 
     members["bund-de-1"].stop().await;
-    let _operator = start_operator(&hub, dir.path(), "sovra-1", false);
+    let (_operator, addr) = start_serving_operator(&hub, dir.path(), "sovra-1", false).await;
     // From the pools its status last reported, the placement is kept, not refused or moved.
     wait_for_phase(&hub, "tax", "Degraded").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Also once the new operator has found the member down, and decided tax again since.
+    wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
+    let started = reconciles_started(addr, "workload").await;
+    touch_workload(&hub, "tax").await;
+    wait_for_reconciles_after(addr, "workload", started, 1).await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
     assert!(running_children(&members["bund-de-2"], "tax").is_empty());
     members["bund-de-1"].restart().await;
@@ -874,17 +1052,33 @@ async fn one_failed_probe_does_not_fail_a_workload_over() {
         members,
         operator,
         observer,
+        addr: _,
         _dir,
     } = tax_on_member(1, json!({"failover": true})).await;
     wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
-    members["bund-de-1"]
+    let window = observer.rounds();
+    let member = &members["bund-de-1"];
+    member
         .faults()
         .fail_next(RequestMatcher::verb("list").resource("nodes"), 500, 1);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The failed probe was served, and two later probes got past the step that failed: the
+    // member counted as reachable all along, past the grace of two probe intervals.
+    eventually("a probe failed and two later ones passed", WAIT, || async {
+        let requests = member.requests();
+        let lists = |r: &&test_apiserver::RequestRecord| r.verb == "list" && r.resource == "nodes";
+        let failed = requests.iter().position(|r| lists(&r) && r.status == 500)?;
+        let passed = requests[failed..]
+            .iter()
+            .filter(|r| lists(r) && r.status == 200)
+            .count();
+        (passed >= 2).then_some(())
+    })
+    .await;
     assert_eq!(placed_on(&hub, "tax"), ["bund-de-1"]);
     assert_eq!(audit_actions(&operator.audit_log), ["Placed"]);
     assert!(events_for(&hub, "default", "bund-de-1", "ClusterUnreachable").is_empty());
-    observer.assert_clean();
+    observer.assert_clean(window).await;
+    observer.assert_saw("tax", "bund-de-1");
 }
 
 #[tokio::test]
@@ -894,10 +1088,29 @@ async fn two_clusters_on_one_api_server_leave_each_other_s_children_alone() {
     join(&hub, member_cluster("bund-de-1", "DE"), &shared);
     join(&hub, member_cluster("bund-de-1-alias", "DE"), &shared);
     let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    let (_operator, addr) = start_serving_operator(&hub, dir.path(), "sovra-0", false).await;
     hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "tax", "Placed").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Both clusters had the chance to remove the child: with both connections up, the shared
+    // server was probed four more times (each member's probe sweeps its orphans), and then tax
+    // was decided again (its removals planned over both clusters' children).
+    wait_for_reachable(&hub, "bund-de-1", "True", "Probed").await;
+    wait_for_reachable(&hub, "bund-de-1-alias", "True", "Probed").await;
+    let probes = || {
+        shared
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/version")
+            .count()
+    };
+    let probed = probes();
+    eventually("four more probes of the shared server", WAIT, || async {
+        (probes() >= probed + 4).then_some(())
+    })
+    .await;
+    let started = reconciles_started(addr, "workload").await;
+    touch_workload(&hub, "tax").await;
+    wait_for_reconciles_after(addr, "workload", started, 1).await;
     let deletes = shared
         .requests()
         .iter()

@@ -434,3 +434,109 @@ pub async fn wait_gone(
     })
     .await;
 }
+
+/// A plain HTTP/1.0 GET on the operator's HTTP address: (status code, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Like [`start_operator`] (same audit log path), with `/healthz`, `/readyz` and `/metrics` on
+/// a free loopback port; returns once `/healthz` answers there, with that address. A port taken
+/// between choosing and binding it (the operator then ends at once) is chosen again.
+pub async fn start_serving_operator(
+    server: &TestApiServer,
+    dir: &std::path::Path,
+    identity: &str,
+    leader_election: bool,
+) -> (Operator, std::net::SocketAddr) {
+    for _ in 0..5 {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let mut args = run_args(
+            identity,
+            dir.join(format!("{identity}-audit.jsonl")),
+            leader_election,
+        );
+        args.http_addr = addr;
+        let operator = start_operator_with(server, args);
+        let serving = eventually(&format!("{identity} serves {addr}"), WAIT, || async {
+            if operator.task.is_finished() {
+                return Some(false);
+            }
+            http_get(addr, "/healthz")
+                .await
+                .filter(|(status, body)| *status == 200 && body == "ok")
+                .map(|_| true)
+        })
+        .await;
+        if serving {
+            return (operator, addr);
+        }
+    }
+    panic!("{identity}: no free port for its HTTP endpoints");
+}
+
+/// One sample on the operator's `/metrics`, named with its labels exactly as rendered, e.g.
+/// `sovra_reconciliations_total{controller="workload"}`; 0 while the series does not exist.
+pub async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
+    let (status, body) = http_get(addr, "/metrics")
+        .await
+        .unwrap_or_else(|| panic!("/metrics on {addr} answers"));
+    assert_eq!(status, 200, "/metrics: {body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// How many reconciles `controller` (workload, cluster, drift) has started so far.
+pub async fn reconciles_started(addr: std::net::SocketAddr, controller: &str) -> u64 {
+    let series = format!("sovra_reconciliations_total{{controller=\"{controller}\"}}");
+    metric(addr, &series).await as u64
+}
+
+/// Waits until `count` reconciles of `controller` that started after `started` (a
+/// [`reconciles_started`] value) have finished: at most `started` reconciles had begun then, so
+/// `started + count` finished ones include `count` that began later and saw what happened since.
+pub async fn wait_for_reconciles_after(
+    addr: std::net::SocketAddr,
+    controller: &str,
+    started: u64,
+    count: u64,
+) {
+    let finished = format!("sovra_reconcile_duration_seconds_count{{controller=\"{controller}\"}}");
+    eventually(
+        &format!("{count} {controller} reconcile(s) begun after the first {started} finished"),
+        WAIT,
+        || async { (metric(addr, &finished).await as u64 >= started + count).then_some(()) },
+    )
+    .await;
+}
+
+/// Wakes the workload controller for workload `name` without changing anything it decides on:
+/// a merge patch of an annotation, through the API (so it cannot undo a status write racing it).
+pub async fn touch_workload(server: &TestApiServer, name: &str) {
+    let api: kube::Api<sovra::crd::SovereignWorkload> =
+        kube::Api::namespaced(server.client(), NAMESPACE);
+    let touch = json!({"metadata": {"annotations": {"example.org/touched": server.resource_version().to_string()}}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&touch),
+    )
+    .await
+    .unwrap();
+}
