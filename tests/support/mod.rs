@@ -462,7 +462,9 @@ pub async fn start_serving_operator(
     identity: &str,
     leader_election: bool,
 ) -> (Operator, std::net::SocketAddr) {
-    for _ in 0..5 {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap();
@@ -486,8 +488,11 @@ pub async fn start_serving_operator(
         if serving {
             return (operator, addr);
         }
+        assert!(
+            attempt < 5,
+            "{identity}: no free port for its HTTP endpoints"
+        );
     }
-    panic!("{identity}: no free port for its HTTP endpoints");
 }
 
 /// One sample on the operator's `/metrics`, named with its labels exactly as rendered, e.g.
@@ -495,7 +500,7 @@ pub async fn start_serving_operator(
 pub async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
     let (status, body) = http_get(addr, "/metrics")
         .await
-        .unwrap_or_else(|| panic!("/metrics on {addr} answers"));
+        .expect("the operator's /metrics answers");
     assert_eq!(status, 200, "/metrics: {body}");
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
