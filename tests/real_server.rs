@@ -381,7 +381,7 @@ async fn crds_and_the_chart_install_and_the_operator_authenticates_as_the_charts
         "ClusterRoleBinding",
         "Role",
         "RoleBinding",
-        "Deployment",
+        "StatefulSet",
         "Service",
         "PodDisruptionBudget",
         "NetworkPolicy",

@@ -875,11 +875,12 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
         super::release_finalizer(&api, meta, FINALIZER).await?;
         return Ok(Action::await_change());
     }
+    // serde's "at line 1 column 345" says where in the JSON the API server sent, which moves
+    // whenever any other field changes: it is no part of the problem.
+    let error = invalid.error.to_string();
+    let error = error.split(" at line ").next().unwrap_or(&error);
     let message = truncate(
-        &format!(
-            "spec does not match the SovereignWorkload schema: {}",
-            invalid.error
-        ),
+        &format!("spec does not match the SovereignWorkload schema: {error}"),
         1024,
     );
     let reference = k8s_openapi::api::core::v1::ObjectReference {
@@ -895,7 +896,7 @@ async fn reconcile_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Act
     let uid = meta.uid.clone().unwrap_or_default();
     let problem = {
         let mut hasher = std::hash::DefaultHasher::new();
-        (&message, meta.generation).hash(&mut hasher);
+        message.hash(&mut hasher);
         hasher.finish()
     };
     if lock(&ctx.memory.invalid).get(&uid) == Some(&problem) {
