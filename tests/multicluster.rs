@@ -63,6 +63,21 @@ fn leave_child(member: &TestApiServer, workload: &str, cluster: &str) {
         .unwrap();
 }
 
+/// Waits until the member's status reports its sovereign pool. A workload may be placed from
+/// the member's Node cache before the cluster's status is first written, and what Sovra
+/// compares with later (sovereignty lost, pools kept through an outage) is that status.
+async fn wait_for_reported_pool(hub: &TestApiServer, cluster: &str) {
+    eventually(
+        &format!("{cluster} reports its sovereign pool"),
+        WAIT,
+        || async {
+            hub.get(&clusters(), None, cluster)
+                .filter(|c| c["status"]["sovereignPools"] == 1)
+        },
+    )
+    .await;
+}
+
 /// Clusters by name, for the observer.
 type Fleet = Vec<(String, TestApiServer)>;
 
@@ -529,6 +544,8 @@ async fn a_member_going_down_keeps_its_placement_and_degrades_the_workload_witho
         _dir,
     } = tax_on_member(1, json!({})).await;
 
+    // The pools the outage must not lose were reported before it.
+    wait_for_reported_pool(&hub, "bund-de-1").await;
     let window = observer.rounds();
     members["bund-de-1"].stop().await;
     wait_for_reachable(&hub, "bund-de-1", "False", "ServerUnreachable").await;
@@ -626,6 +643,8 @@ async fn a_member_pool_losing_sovereignty_moves_the_workload_make_before_break()
         _dir,
     } = tax_on_member(1, json!({})).await;
 
+    // What is lost must have been recorded first.
+    wait_for_reported_pool(&hub, "bund-de-1").await;
     let window = observer.rounds();
     let first = &members["bund-de-1"];
     // Make before break: the old child runs on until the new one is applied.
@@ -916,6 +935,8 @@ async fn a_member_that_is_down_when_the_operator_starts_keeps_its_placements() {
     let operator = start_operator(&hub, dir.path(), "sovra-0", false);
     hub.put(internal_in_de("tax", 1, json!({}))).unwrap();
     wait_for_phase(&hub, "tax", "Placed").await;
+    // The pools the next operator decides from were reported before this one stops.
+    wait_for_reported_pool(&hub, "bund-de-1").await;
     operator.shutdown().await.unwrap();
 
     members["bund-de-1"].stop().await;

@@ -172,6 +172,18 @@ async fn a_pool_losing_its_sovereign_label_moves_the_workload_off_it() {
         placed["status"]["placements"][0]["nodePools"],
         json!(["gov-general", "gov-spare"])
     );
+    // What is lost must have been recorded first: the hub's status reports gov-spare sovereign
+    // (portal may be placed from the Node cache before that status is written).
+    eventually("the hub reports gov-spare sovereign", WAIT, || async {
+        server.get(&clusters(), None, HUB).filter(|c| {
+            c["status"]["nodePools"].as_array().is_some_and(|pools| {
+                pools
+                    .iter()
+                    .any(|p| p["name"] == "gov-spare" && p["sovereign"] == true)
+            })
+        })
+    })
+    .await;
 
     server
         .put(node("gov-spare-0", "gov-spare", false, None))
