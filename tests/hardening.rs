@@ -455,3 +455,51 @@ async fn a_broken_workload_is_reported_once_per_distinct_problem_and_never_read_
     });
     assert!(reads.is_empty(), "the status is not read back: {reads:?}");
 }
+
+#[tokio::test]
+async fn a_hand_made_deployment_on_a_member_is_never_touched_either() {
+    let hub = hub_server().await;
+    let member = member_server("DE").await;
+    join(&hub, member_cluster("bund-de-1", "DE"), &member);
+    member
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        .unwrap();
+    let created = member.put(hand_made_deployment("tax")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let operator = start_operator(&hub, dir.path(), "sovra-0", false);
+    hub.put(pinned_to_de("tax", "internal", 1, json!({})))
+        .unwrap();
+
+    let placed = eventually("Placed=False ChildConflict", WAIT, || async {
+        let w = hub.get(&workloads(), Some(NAMESPACE), "tax")?;
+        w["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Placed" && c["reason"] == "ChildConflict")
+            .cloned()
+    })
+    .await;
+    assert!(
+        placed["message"]
+            .as_str()
+            .unwrap()
+            .contains("on cluster bund-de-1 is not Sovra's"),
+        "{placed}"
+    );
+    let touching = served(&member, |r| {
+        r.resource == "deployments" && r.name.as_deref() == Some("tax")
+    });
+    assert!(
+        !touching.is_empty(),
+        "the member's Deployment was looked at"
+    );
+    assert!(
+        touching.iter().all(|r| r.verb == "get"),
+        "never patched or deleted: {touching:?}"
+    );
+    assert_eq!(
+        member.get(&deployments(), Some(NAMESPACE), "tax").unwrap()["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+    assert_eq!(records_for(&operator.audit_log, "tax", "Placed"), 0);
+}
