@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 /// Runs `sovra plan -f <args>` in the repository root.
 fn plan(args: &[&Path]) -> Output {
@@ -127,6 +126,9 @@ fn files_without_any_sovereign_workload_exit_2() {
 }
 
 #[test]
+/// The bound is checked before parsing (the message comes from that check, not from the
+/// parser), so the parser never recurses 100,000 levels deep. How fast is for benchmarks, not
+/// for a test on a loaded machine.
 fn deeply_nested_brackets_are_refused_at_once() {
     for text in [
         "[".repeat(100_000),
@@ -134,13 +136,7 @@ fn deeply_nested_brackets_are_refused_at_once() {
         "{a: ".repeat(100_000),
     ] {
         let dir = examples_with(&text);
-        let started = Instant::now();
         let output = plan(&[dir.path()]);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
         assert_refused_input(
             &output,
             &["extra.yaml: document 1: line 1: collections nested more than 64 levels deep"],
@@ -153,13 +149,7 @@ fn a_file_larger_than_the_bound_is_refused_without_parsing_it() {
     let dir = examples_with("");
     let padding = format!("# {}\n", "x".repeat(1023));
     write(dir.path(), "huge.yaml", &padding.repeat(9 * 1024));
-    let started = Instant::now();
     let output = plan(&[dir.path()]);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     assert_refused_input(&output, &["huge.yaml: larger than 8 MiB"]);
 }
 

@@ -572,7 +572,7 @@ fn too_deep(text: &str) -> Option<Deep> {
                 // An anchor or a tag comes before the node it names.
                 b'&' | b'!' if at_start => {
                     while rest.get(index).is_some_and(|b| {
-                        !b.is_ascii_whitespace() && !(flow > 0 && b",[]{}".contains(b))
+                        !(b.is_ascii_whitespace() || (flow > 0 && b",[]{}".contains(b)))
                     }) {
                         index += 1;
                     }
