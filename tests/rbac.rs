@@ -153,12 +153,21 @@ async fn exercise_every_path(
     wait_for_phase(server, "exchange", "Refused").await;
     wait_for_event(server, NAMESPACE, "broken", "InvalidSpec").await;
 
-    // The same Event again becomes a series (a patch of the Event).
+    // A second problem with the object is published as the same Event's series (a patch of
+    // the Event); the same problem again is not published at all.
     let mut touched = server.get(&workloads(), Some(NAMESPACE), "broken").unwrap();
-    touched["metadata"]["annotations"] = json!({"example.org/touch": "1"});
+    touched["spec"]["replicas"] = json!("lots");
     // A real server refuses any main-resource update of it (the scale subresource's
     // spec.replicas must be an integer, and that check does not ratchet).
     server.put_unvalidated(touched).unwrap();
+    eventually("the second problem reported", WAIT, || async {
+        let w = server.get(&workloads(), Some(NAMESPACE), "broken")?;
+        w.pointer("/status/conditions/0/message")?
+            .as_str()?
+            .contains("lots")
+            .then_some(())
+    })
+    .await;
     server
         .put(node("gov-spare-0", "gov-spare", false, None))
         .unwrap();
