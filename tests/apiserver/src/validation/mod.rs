@@ -235,11 +235,15 @@ pub fn normalize_metadata_map(map: &mut Map<String, Value>, kind: &str) -> Resul
                 !list.is_empty()
             }
             "ownerReferences" | "managedFields" => {
+                let item = match field.as_str() {
+                    "ownerReferences" => "v1.OwnerReference",
+                    _ => "v1.ManagedFieldsEntry",
+                };
                 let list = value
                     .as_array()
-                    .ok_or_else(|| wrong(&field, &value, "[]v1.OwnerReference"))?;
+                    .ok_or_else(|| wrong(&field, &value, &format!("[]{item}")))?;
                 if let Some(bad) = list.iter().find(|v| !v.is_object()) {
-                    return Err(wrong(&field, bad, "v1.OwnerReference"));
+                    return Err(wrong(&field, bad, item));
                 }
                 !list.is_empty()
             }
@@ -265,7 +269,10 @@ pub fn normalize_metadata_map(map: &mut Map<String, Value>, kind: &str) -> Resul
                     .collect(),
             ),
             ("labels" | "annotations", Value::Object(mut entries)) => {
-                entries.retain(|_, v| !v.is_null());
+                // A null value decodes to the empty string.
+                for v in entries.values_mut().filter(|v| v.is_null()) {
+                    *v = Value::String(String::new());
+                }
                 Value::Object(entries)
             }
             (_, value) => value,
