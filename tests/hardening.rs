@@ -370,43 +370,11 @@ async fn a_deletion_waits_a_bounded_time_for_a_down_member_then_releases_and_the
 
 // Item 12: an undeserializable workload is reported once per distinct problem, without a GET.
 
-/// A free loopback port for the operator's HTTP endpoints, so a test can read its metrics.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `sovra_reconciliations_total{controller="workload"}` from the operator's /metrics (async:
-/// the operator runs on the test's runtime).
-async fn workload_reconciles(port: u16) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return 0;
-    };
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .find(|l| l.starts_with("sovra_reconciliations_total{controller=\"workload\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_broken_workload_is_reported_once_per_distinct_problem_and_never_read_back() {
     let server = hub_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
-    args.http_addr = ([127, 0, 0, 1], port).into();
-    let _operator = start_operator_with(&server, args);
+    let (_operator, addr) = start_serving_operator(&server, dir.path(), "sovra-0", false).await;
     let mut broken = workload("broken", "internal", 1, json!({}));
     broken["spec"]["replicas"] = json!("many");
     server.put_unvalidated(broken.clone()).unwrap();
@@ -416,13 +384,10 @@ async fn a_broken_workload_is_reported_once_per_distinct_problem_and_never_read_
     // The same problem again (a label changed): reconciled, but nothing is sent.
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.clear_requests();
-    let before = workload_reconciles(port).await;
+    let before = reconciles_started(addr, "workload").await;
     broken["metadata"]["labels"] = json!({"touched": "yes"});
     server.put_unvalidated(broken.clone()).unwrap();
-    eventually("the touched object is reconciled", WAIT, || async {
-        (workload_reconciles(port).await > before).then_some(())
-    })
-    .await;
+    wait_for_reconciles_after(addr, "workload", before, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = served(&server, |r| {
         (r.resource == "events" && r.verb != "get" && r.verb != "list" && r.verb != "watch")

@@ -19,35 +19,10 @@ use std::path::Path;
 use std::time::Duration;
 use support::*;
 use test_apiserver::{RequestMatcher, TestApiServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// The operator's lease duration (`leaseDurationSeconds` it writes).
 const LEASE: Duration = Duration::from_secs(15);
-
-/// A plain HTTP/1.0 GET; returns (status code, body), `None` when nothing answers.
-async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// An operator with leader election whose `/readyz` is on `addr`.
 fn start(server: &TestApiServer, dir: &Path, identity: &str, addr: SocketAddr) -> Operator {
@@ -57,7 +32,7 @@ fn start(server: &TestApiServer, dir: &Path, identity: &str, addr: SocketAddr) -
 }
 
 async fn readyz(addr: SocketAddr) -> String {
-    get(addr, "/readyz").await.map_or_else(
+    http_get(addr, "/readyz").await.map_or_else(
         || "no answer".to_owned(),
         |(status, body)| format!("{status} {body}"),
     )
@@ -108,7 +83,7 @@ async fn a_leader_frozen_in_start_up_keeps_renewing_and_the_standby_never_takes_
         .faults()
         .delay(RequestMatcher::verb("list").resource("deployments"), frozen);
     let dir = tempfile::tempdir().unwrap();
-    let (first_addr, second_addr) = (free_port(), free_port());
+    let (first_addr, second_addr) = (free_addr(), free_addr());
     let first = start(&server, dir.path(), "sovra-0", first_addr);
     eventually("sovra-0 acquires the lease", WAIT, || async {
         (holder(&server).as_deref() == Some("sovra-0")).then_some(())
@@ -259,7 +234,7 @@ async fn a_holder_whose_clock_is_an_hour_behind_keeps_its_lease_while_it_renews(
         })
     };
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_port();
+    let addr = free_addr();
     let operator = start(&server, dir.path(), "sovra-0", addr);
 
     // The operator runs and follows the simulated holder...

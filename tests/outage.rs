@@ -18,36 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 use test_apiserver::TestApiServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 /// The operator's renew deadline: a leader that cannot renew for this long stops.
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
-
-/// A plain HTTP/1.0 GET; returns (status code, body), `None` when nothing answers.
-async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn start(server: &TestApiServer, dir: &Path, identity: &str, addr: SocketAddr) -> Operator {
     let mut args = run_args(identity, dir.join(format!("{identity}-audit.jsonl")), true);
@@ -79,7 +54,7 @@ fn sample(addrs: [SocketAddr; 2], epoch: Instant) -> (Arc<Mutex<Vec<[Sample; 2]>
             loop {
                 let mut pair = Vec::new();
                 for addr in addrs {
-                    let answer = get(addr, "/readyz").await;
+                    let answer = http_get(addr, "/readyz").await;
                     pair.push(Sample {
                         at: epoch.elapsed(),
                         status: answer.as_ref().map(|(s, _)| *s),
@@ -119,17 +94,17 @@ fn parse_time(value: &Value) -> jiff::Timestamp {
 async fn the_hub_api_server_down_for_a_minute_does_not_end_the_operator() {
     let server = hub_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let addrs = [free_port(), free_port()];
+    let addrs = [free_addr(), free_addr()];
     let first = start(&server, dir.path(), "sovra-0", addrs[0]);
     eventually("sovra-0 reconciles", WAIT, || async {
-        get(addrs[0], "/readyz")
+        http_get(addrs[0], "/readyz")
             .await
             .filter(|(s, b)| *s == 200 && b.contains("reconciling"))
     })
     .await;
     let second = start(&server, dir.path(), "sovra-1", addrs[1]);
     eventually("sovra-1 stands by", WAIT, || async {
-        get(addrs[1], "/readyz")
+        http_get(addrs[1], "/readyz")
             .await
             .filter(|(s, b)| *s == 200 && b.contains("standing by; sovra-0 leads"))
     })

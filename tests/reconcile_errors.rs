@@ -11,35 +11,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
 use test_apiserver::{RequestMatcher, TestApiServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A plain HTTP/1.0 GET; returns (status code, body).
-async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn ready_condition(server: &TestApiServer, name: &str) -> Option<Value> {
     server
@@ -63,7 +37,7 @@ async fn repeated_failures_are_reported_once_on_the_workload_and_clear_on_succes
         5,
     );
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_port();
+    let addr = free_addr();
     let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
     args.http_addr = addr;
     let _operator = start_operator_with(&server, args);
@@ -100,7 +74,7 @@ async fn repeated_failures_are_reported_once_on_the_workload_and_clear_on_succes
     assert_eq!(reported["message"], note);
     let reported_since = reported["lastTransitionTime"].clone();
 
-    let metrics = get(addr, "/metrics").await.unwrap().1;
+    let metrics = http_get(addr, "/metrics").await.unwrap().1;
     assert!(
         metrics.contains(r#"sovra_reconcile_errors_total{kind="SovereignWorkload",error="kube"}"#),
         "{metrics}"
@@ -134,7 +108,7 @@ async fn repeated_failures_are_reported_once_on_the_workload_and_clear_on_succes
         reported_events[0]["series"].is_null(),
         "{reported_events:?}"
     );
-    let metrics = get(addr, "/metrics").await.unwrap().1;
+    let metrics = http_get(addr, "/metrics").await.unwrap().1;
     assert!(
         metrics
             .contains(r#"sovra_reconcile_errors_total{kind="SovereignWorkload",error="kube"} 5"#),

@@ -435,6 +435,13 @@ pub async fn wait_gone(
     .await;
 }
 
+/// A free loopback address for the operator's HTTP endpoints (`/readyz`, `/metrics`).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+}
+
 /// A plain HTTP/1.0 GET on the operator's HTTP address: (status code, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -465,9 +472,7 @@ pub async fn start_serving_operator(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap();
+        let addr = free_addr();
         let mut args = run_args(
             identity,
             dir.join(format!("{identity}-audit.jsonl")),
