@@ -435,7 +435,7 @@ fn parse<T: serde::de::DeserializeOwned>(kind: &str, mut value: Value) -> Result
             schema.apply_defaults(&mut value);
             let violations = schema.validate(&value);
             if violations.is_empty() {
-                crate::crd::validate_cel(kind, &value)
+                schema.validate_cel(&value)
             } else {
                 violations
             }

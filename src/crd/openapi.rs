@@ -23,6 +23,8 @@ pub struct ObjectSchema {
     /// checked: `schema` then leaves `status` free-form.
     pub status_subresource: bool,
     pub schema: JSONSchemaProps,
+    /// The schema's CEL rules, compiled on first use.
+    cel: OnceLock<kube::core::cel::CompiledSchema>,
 }
 
 /// The schema of Sovra's custom resource `kind` (from [`crate::crd::all`], built once).
@@ -53,6 +55,7 @@ pub fn for_kind(kind: &str) -> Option<&'static ObjectSchema> {
                         namespaced: crd.spec.scope == "Namespaced",
                         status_subresource,
                         schema,
+                        cel: OnceLock::new(),
                     })
                 })
                 .collect()
@@ -76,6 +79,25 @@ impl ObjectSchema {
         }
         .check(&self.schema, object, &Path::Root);
         errors
+    }
+
+    /// Every failed CEL rule (`x-kubernetes-validations`) of the object, as the API server
+    /// runs them on create (no `oldSelf`, so transition rules do not apply). The rules are
+    /// compiled once, not per object.
+    pub fn validate_cel(&self, object: &Value) -> Vec<String> {
+        thread_local! {
+            static VALIDATOR: kube::core::cel::Validator = kube::core::cel::Validator::new();
+        }
+        let compiled = self.cel.get_or_init(|| {
+            let schema = serde_json::to_value(&self.schema).unwrap_or_default();
+            kube::core::cel::compile_schema(&schema)
+        });
+        VALIDATOR.with(
+            |validator| match validator.validate_compiled(compiled, object, None) {
+                Ok(()) => Vec::new(),
+                Err(errors) => errors.into_vec().iter().map(ToString::to_string).collect(),
+            },
+        )
     }
 }
 
@@ -751,6 +773,22 @@ mod tests {
         assert_eq!(object.pointer("/spec/replicas"), Some(&json!(1)));
         assert_eq!(object.pointer("/spec/placement/clusters"), Some(&json!(1)));
         assert!(schema.validate(&object).is_empty());
+    }
+
+    #[test]
+    fn cel_rules_give_what_crd_validate_cel_gives_without_recompiling() {
+        let object = workload(json!({
+            "sensitivity": "internal",
+            "template": {},
+            "placement": {"requiredCountries": ["NL"], "preferredCountries": ["DE"]},
+        }));
+        let Some(schema) = for_kind("SovereignWorkload") else {
+            unreachable!()
+        };
+        let expected = crate::crd::validate_cel("SovereignWorkload", &object);
+        assert_eq!(expected.len(), 1, "{expected:?}");
+        assert_eq!(schema.validate_cel(&object), expected);
+        assert_eq!(schema.validate_cel(&object), expected);
     }
 
     #[test]
