@@ -3,7 +3,7 @@ CARGO ?= cargo
 TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help plan test test-real lint fmt crds tools bench ci clean
+.PHONY: help plan test test-real lint fmt crds tools bench ci clean fuzz
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,20 @@ tools: ## Install helm 4 and kubectl 1.33 into .tools/bin, and Debian's etcd for
 bench: ## Benchmarks; prints figures
 	$(CARGO) bench --bench placement
 	$(CARGO) bench --bench fleet
+
+# Fuzzing is not part of `test` or CI: it needs cargo-fuzz and a nightly compiler (without a
+# rustup nightly, stable with RUSTC_BOOTSTRAP=1 is tried). Crashes land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := manifests kubeconfig audit_lines
+FUZZ_CARGO ?= $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo 'cargo +nightly' || echo 'RUSTC_BOOTSTRAP=1 cargo')
+
+fuzz: ## Fuzz each parser of untrusted text for FUZZ_SECONDS (default 60) seconds: FUZZ_SECONDS=600 make fuzz
+	@command -v cargo-fuzz >/dev/null || { echo 'cargo-fuzz is missing: cargo install cargo-fuzz'; exit 1; }
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$target && \
+		$(FUZZ_CARGO) fuzz run $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
 
 ci: lint test ## What .ci/run does
 

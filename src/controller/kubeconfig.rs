@@ -337,4 +337,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn deeply_nested_or_self_referencing_text_is_refused_not_a_crash() {
+        let laughs = (1..10).fold(
+            "a: &a0 [x, x, x, x, x, x, x, x, x]\n".to_owned(),
+            |text, i| {
+                let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+                format!("{text}a{i}: &a{i} [{refs}]\n")
+            },
+        );
+        for text in [
+            "[".repeat(100_000),
+            "{a: ".repeat(100_000),
+            "- ".repeat(100_000),
+            laughs,
+        ] {
+            assert!(check_kubeconfig(&text).is_err());
+        }
+    }
 }
