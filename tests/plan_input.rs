@@ -353,3 +353,28 @@ fn a_symbolic_link_loop_in_the_folder_is_read_once() {
     let output = plan(&[dir.path()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
+
+#[test]
+fn numbers_json_cannot_hold_and_keys_given_twice_are_refused_not_read_as_null_or_the_last() {
+    for (line, expected) in [
+        ("  replicas: .nan\n", "NaN is not a number JSON can hold"),
+        ("  replicas: -.inf\n", "-inf is not a number JSON can hold"),
+        (
+            "  replicas: 99999999999999999999\n",
+            "99999999999999999999 is out of range for a number",
+        ),
+        (
+            "  sensitivity: secret\n",
+            "mapping key \"sensitivity\" is given twice",
+        ),
+    ] {
+        let dir = examples_with(&workload(
+            "odd",
+            &format!("  sensitivity: internal\n{line}{TEMPLATE}"),
+        ));
+        assert_refused_input(
+            &plan(&[dir.path()]),
+            &["extra.yaml: document 1: ", expected],
+        );
+    }
+}
