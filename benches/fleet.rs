@@ -155,7 +155,7 @@ async fn run() {
     let client = hub.client();
     let operator = tokio::spawn(sovra::controller::run_with_client(
         client,
-        args,
+        args.into(),
         async move {
             let _ = stopped.await;
         },

@@ -10,5 +10,6 @@ pub mod controller;
 pub mod crd;
 mod error;
 pub mod policy;
+mod sync;
 
 pub use error::{Error, Result};

@@ -109,6 +109,30 @@ pub struct RunArgs {
     pub log_format: String,
 }
 
+impl From<RunArgs> for crate::controller::Settings {
+    fn from(args: RunArgs) -> Self {
+        Self {
+            namespace: args.namespace,
+            http_addr: args.http_addr,
+            node_pool_label: args.node_pool_label,
+            leader_election: args.leader_election,
+            lease_name: args.lease_name,
+            identity: args.identity,
+            audit_log: args.audit_log,
+            audit_stdout: args.audit_stdout,
+            concurrency: args.concurrency,
+            member_probe_interval: args.member_probe_interval,
+            member_timeout: args.member_timeout,
+            member_cleanup_timeout: args.member_cleanup_timeout,
+            log_format: if args.log_format == "json" {
+                crate::controller::LogFormat::Json
+            } else {
+                crate::controller::LogFormat::Text
+            },
+        }
+    }
+}
+
 /// `250ms`, `15s`, `2m`: a number and a unit.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let split = text
@@ -180,7 +204,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
-            crate::controller::run(args).await?;
+            crate::controller::run(args.into()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -8,16 +8,15 @@
 //! backoff); under `audit` it is only reported.
 
 use super::context::Context;
-use super::context::lock;
 use super::deployment::{SENSITIVITY_LABEL, WORKLOAD_LABEL};
 use super::metrics::labels;
-use super::workload::publish;
-use super::world::Snapshot;
-use super::{error_policy, instrumented};
+use super::reconciler::{error_policy, instrumented};
+use super::report::publish;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef as AuditObject};
 use crate::crd::{Enforcement, SovereignWorkload};
-use crate::policy::{Outcome, SOVEREIGN_NODE_LABEL, decide_for_workload};
+use crate::policy::{NodeFacts, PodOwner, allowed_on, pod_violations};
+use crate::sync::lock;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -31,7 +30,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -193,86 +192,6 @@ fn eviction_key(pod: &PodView) -> String {
     format!("eviction/{}", ObjectRef::from_obj(pod))
 }
 
-/// What the Pod's workload allows on the hub.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Allowed {
-    /// The workload is placed on the hub onto these pools.
-    Pools(Vec<String>),
-    /// The workload allows nothing on the hub; the reason says why.
-    Nothing(String),
-}
-
-/// Why a Pod on `node` breaks its workload's placement; empty when it does not.
-fn violations(
-    node: &str,
-    node_labels: &BTreeMap<String, String>,
-    pool_label: &str,
-    allowed: &Allowed,
-) -> Vec<String> {
-    let mut reasons = Vec::new();
-    let pool = node_labels.get(pool_label);
-    if node_labels.get(SOVEREIGN_NODE_LABEL).map(String::as_str) != Some("true") {
-        reasons.push(format!(
-            "node {node} is not sovereign: label {SOVEREIGN_NODE_LABEL}=true is missing"
-        ));
-    }
-    match (allowed, pool) {
-        (Allowed::Nothing(why), _) => reasons.push(why.clone()),
-        (Allowed::Pools(_), None) => reasons.push(format!(
-            "node {node} has no {pool_label} label, so it is in none of the placed node pools"
-        )),
-        (Allowed::Pools(pools), Some(pool)) if !pools.contains(pool) => {
-            reasons.push(format!(
-                "node pool {pool} is not one of the placed node pools [{}]",
-                pools.join(", ")
-            ));
-        }
-        (Allowed::Pools(_), Some(_)) => {}
-    }
-    reasons
-}
-
-/// What the workload allows on the hub, judged against the decision the workload controller
-/// makes now, not only against status: a child applied just before a failed status write runs
-/// pods the status does not show yet. Pools of the placement in status stay allowed too, since
-/// during a move the old pods run until the new ones are placed (make before break).
-fn allowed_on_hub(
-    workload: Option<&DeserializeGuard<SovereignWorkload>>,
-    name: &str,
-    hub: &str,
-    world: &Snapshot,
-) -> Allowed {
-    let workload = match workload.map(|guard| &guard.0) {
-        None => return Allowed::Nothing(format!("workload {name} does not exist")),
-        Some(Err(_)) => {
-            return Allowed::Nothing(format!(
-                "workload {name} does not match the SovereignWorkload schema and is not placed"
-            ));
-        }
-        Some(Ok(workload)) => workload,
-    };
-    let decision = decide_for_workload(workload, &world.classes, &world.clusters);
-    if matches!(decision.outcome, Outcome::Refused(_)) {
-        return Allowed::Nothing(format!("workload {name} is refused; nothing may run"));
-    }
-    let decided = decision.targets().iter().filter(|t| t.cluster == hub);
-    let recorded = workload
-        .status
-        .iter()
-        .flat_map(|s| s.placements.iter())
-        .filter(|p| p.cluster == hub);
-    let mut pools: Vec<String> = decided
-        .flat_map(|t| t.pools.iter().cloned())
-        .chain(recorded.flat_map(|p| p.node_pools.iter().cloned()))
-        .collect();
-    pools.sort();
-    pools.dedup();
-    if pools.is_empty() {
-        return Allowed::Nothing(format!("workload {name} is not placed on cluster {hub}"));
-    }
-    Allowed::Pools(pools)
-}
-
 async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error> {
     let ctx = &drift.ctx;
     let uid = pod.uid().unwrap_or_default();
@@ -285,7 +204,7 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         // Not scheduled yet: binding it to a node is a change that wakes this Pod again.
         return Ok(Action::await_change());
     };
-    let world = ctx.world.snapshot();
+    let world = ctx.snapshot();
     let Some(hub) = world.hub.clone() else {
         return Ok(Action::requeue(NO_HUB_RETRY));
     };
@@ -305,9 +224,14 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
     } else {
         api.get_opt(&name).await?
     };
-    let allowed = allowed_on_hub(workload.as_ref(), &name, &hub, &world);
-    let node_labels = node.metadata.labels.clone().unwrap_or_default();
-    let reasons = violations(node_name, &node_labels, &ctx.world.pool_label, &allowed);
+    let owner = match workload.as_ref().map(|guard| &guard.0) {
+        None => PodOwner::Missing,
+        Some(Err(_)) => PodOwner::Invalid,
+        Some(Ok(workload)) => PodOwner::Workload(workload),
+    };
+    let allowed = allowed_on(&hub, &name, owner, &world.classes, &world.clusters);
+    let node = NodeFacts::from_node(&node);
+    let reasons = pod_violations(&node, &ctx.world.pool_label, &allowed);
     if reasons.is_empty() {
         drift.forget(&uid);
         return Ok(Action::requeue(RESYNC));
@@ -324,7 +248,8 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         .classes
         .get(&class)
         .map_or(Enforcement::Enforce, |c| c.enforcement);
-    let pool = node_labels
+    let pool = node
+        .labels
         .get(&ctx.world.pool_label)
         .cloned()
         .unwrap_or_else(|| "<none>".to_owned());
@@ -404,53 +329,6 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node_labels(pool: Option<&str>, sovereign: bool) -> BTreeMap<String, String> {
-        let mut labels = BTreeMap::new();
-        if let Some(pool) = pool {
-            labels.insert("sovra.dev/node-pool".to_owned(), pool.to_owned());
-        }
-        if sovereign {
-            labels.insert(SOVEREIGN_NODE_LABEL.to_owned(), "true".to_owned());
-        }
-        labels
-    }
-
-    #[test]
-    fn a_sovereign_node_in_a_placed_pool_is_no_violation() {
-        let allowed = Allowed::Pools(vec!["gov-general".into()]);
-        let labels = node_labels(Some("gov-general"), true);
-        assert!(violations("n", &labels, "sovra.dev/node-pool", &allowed).is_empty());
-    }
-
-    #[test]
-    fn non_sovereign_nodes_other_pools_and_unplaced_workloads_are_violations() {
-        let allowed = Allowed::Pools(vec!["gov-general".into()]);
-        let reasons = violations(
-            "b-0",
-            &node_labels(Some("build"), false),
-            "sovra.dev/node-pool",
-            &allowed,
-        );
-        assert_eq!(reasons.len(), 2);
-        assert!(reasons[0].contains("not sovereign"));
-        assert!(reasons[1].contains("node pool build is not one of"));
-        let nothing = Allowed::Nothing("workload w does not exist".into());
-        let reasons = violations(
-            "g-0",
-            &node_labels(Some("gov-general"), true),
-            "sovra.dev/node-pool",
-            &nothing,
-        );
-        assert_eq!(reasons, ["workload w does not exist"]);
-        let reasons = violations(
-            "x",
-            &node_labels(None, true),
-            "sovra.dev/node-pool",
-            &allowed,
-        );
-        assert!(reasons[0].contains("has no sovra.dev/node-pool label"));
-    }
 
     #[test]
     fn the_pod_view_keeps_only_what_drift_reads() {

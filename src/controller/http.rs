@@ -1,9 +1,9 @@
 //! `/healthz` (the process serves), `/readyz` (this replica knows who leads and, when it is the
 //! one reconciling, its caches are synced) and `/metrics` (Prometheus text format).
 
-use super::context::lock;
 use super::metrics::Metrics;
 use crate::Error;
+use crate::sync::lock;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -2,7 +2,7 @@
 //! ([`check_kubeconfig`]: parse and every safety rule, no IO); [`client_from_kubeconfig`] runs it
 //! and then builds the client.
 
-use super::fleet::ConnectionFault;
+use super::member_health::ConnectionFault;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::time::Duration;

@@ -17,10 +17,13 @@
 //! * On shutdown the holder gives the lease up ([`Term::release`]), so a standby takes over at
 //!   once instead of after `LEASE_DURATION`.
 
+mod observed;
+
 use crate::Error;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
+use observed::Observed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -78,56 +81,6 @@ pub enum Observation<'a> {
     Unknown(&'a Error),
 }
 
-/// The Lease as this replica last read or wrote it, and when it saw its record change.
-#[derive(Clone, Debug)]
-struct Observed {
-    /// Its spec is the election record; its resourceVersion the precondition of our next write.
-    lease: Lease,
-    /// When this replica first saw this record, on its own monotonic clock.
-    at: Instant,
-}
-
-impl Observed {
-    fn record(&self) -> LeaseSpec {
-        self.lease.spec.clone().unwrap_or_default()
-    }
-
-    fn holder(&self) -> String {
-        self.lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.clone())
-            .unwrap_or_default()
-    }
-
-    /// client-go `isLeaseValid`: the record's own duration, counted from when it was observed.
-    fn valid_at(&self, now: Instant) -> bool {
-        let seconds = self
-            .lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.lease_duration_seconds)
-            .unwrap_or(0);
-        let duration = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-        self.at
-            .checked_add(duration)
-            .is_some_and(|until| until > now)
-    }
-
-    /// Takes `lease` in: the observation time moves only when the record changed (a new
-    /// holder, a renewal); any other change (labels, annotations) only refreshes the
-    /// resourceVersion to write against.
-    fn see(previous: Option<&Observed>, lease: Lease, now: Instant) -> Observed {
-        match previous {
-            Some(previous) if previous.lease.spec == lease.spec => Observed {
-                lease,
-                at: previous.at,
-            },
-            _ => Observed { lease, at: now },
-        }
-    }
-}
-
 impl LeaderElector {
     pub fn new(api: Api<Lease>, name: &str, identity: &str) -> Self {
         Self::with_timing(api, name, identity, Timing::default())
@@ -148,14 +101,14 @@ impl LeaderElector {
     }
 
     fn observed(&self) -> Option<Observed> {
-        super::context::lock(&self.observed).clone()
+        crate::sync::lock(&self.observed).clone()
     }
 
     /// Records a Lease just read (`written: false`) or just written by us (`written: true`,
     /// which always counts as a change: we just renewed it).
     fn observe(&self, lease: Lease, written: bool) -> Observed {
         let now = Instant::now();
-        let mut observed = super::context::lock(&self.observed);
+        let mut observed = crate::sync::lock(&self.observed);
         let next = if written {
             Observed { lease, at: now }
         } else {
@@ -413,60 +366,6 @@ impl Drop for Term {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lease(holder: &str, renewed: jiff::Timestamp) -> Lease {
-        Lease {
-            metadata: ObjectMeta::default(),
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.to_owned()),
-                lease_duration_seconds: Some(15),
-                renew_time: Some(MicroTime(renewed)),
-                ..LeaseSpec::default()
-            }),
-        }
-    }
-
-    #[test]
-    fn a_record_is_judged_by_when_it_was_observed_not_by_its_renew_time() {
-        let start = Instant::now();
-        let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
-        let seen = Observed::see(None, lease("other", an_hour_ago), start);
-        assert!(
-            seen.valid_at(start + Duration::from_secs(14)),
-            "a renewTime an hour in the past says nothing about this replica's clock"
-        );
-        assert!(!seen.valid_at(start + Duration::from_secs(15)));
-    }
-
-    #[test]
-    fn only_a_changed_record_restarts_the_observation() {
-        let start = Instant::now();
-        let renewed = jiff::Timestamp::now();
-        let first = Observed::see(None, lease("other", renewed), start);
-        let mut relabelled = lease("other", renewed);
-        relabelled.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into());
-        relabelled.metadata.resource_version = Some("7".to_owned());
-        let later = start + Duration::from_secs(10);
-        let same = Observed::see(Some(&first), relabelled, later);
-        assert_eq!(same.at, start, "metadata changes are not renewals");
-        assert_eq!(same.lease.metadata.resource_version.as_deref(), Some("7"));
-        assert!(!same.valid_at(start + Duration::from_secs(16)));
-
-        let renewal = lease("other", renewed + jiff::SignedDuration::from_secs(2));
-        let changed = Observed::see(Some(&same), renewal, later);
-        assert_eq!(changed.at, later);
-        assert!(changed.valid_at(start + Duration::from_secs(16)));
-    }
-
-    #[test]
-    fn a_record_without_a_duration_is_expired_at_once() {
-        let start = Instant::now();
-        let mut released = lease("", jiff::Timestamp::now());
-        if let Some(spec) = released.spec.as_mut() {
-            spec.lease_duration_seconds = None;
-        }
-        assert!(!Observed::see(None, released, start).valid_at(start));
-    }
 
     #[test]
     fn the_renew_deadline_ends_a_term_before_anyone_can_see_the_lease_expire() {

@@ -8,33 +8,45 @@
 //! (caches, audit trail handle, context). A standby only campaigns: it starts its caches once
 //! it leads, because a term's caches are fresh anyway.
 
+mod backoff;
+mod caches;
+mod children;
 mod cluster;
+mod cluster_status;
 mod context;
 pub mod deployment;
+mod drain;
 mod drift;
+mod error_reports;
 mod fleet;
 mod http;
+mod invalid;
 mod kubeconfig;
 mod leader;
+mod member_health;
+mod memory;
 mod metrics;
+mod pool_status;
 mod reconciler;
+mod report;
+mod settings;
 mod startup;
 pub mod status;
+mod transition;
 mod workload;
 mod world;
 
-pub use cluster::{Link, cluster_status, sovereignty_lost};
-pub use context::Backoff;
-pub use fleet::ConnectionFault;
+pub use backoff::Backoff;
+pub use cluster_status::{Link, cluster_status, sovereignty_lost};
 pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector, Observation, Term, Timing};
+pub use member_health::ConnectionFault;
 pub use metrics::Metrics;
-pub(crate) use reconciler::{error_policy, instrumented};
+pub use settings::{LogFormat, Settings};
 pub use workload::FINALIZER;
 
 use crate::Error;
 use crate::audit::AuditTrail;
-use crate::cli::RunArgs;
 use crate::crd::{SovereignCluster, SovereignWorkload};
 use context::Context;
 use futures::future::{BoxFuture, Shared};
@@ -54,18 +66,18 @@ use std::time::Duration;
 
 /// Runs the operator with the ambient configuration (in-cluster, or KUBECONFIG) until SIGTERM
 /// or SIGINT.
-pub async fn run(args: RunArgs) -> Result<(), Error> {
-    init_tracing(&args.log_format);
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    init_tracing(settings.log_format);
     let client = Client::try_default().await?;
-    run_with_client(client, args, shutdown_signal()).await
+    run_with_client(client, settings, shutdown_signal()).await
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second initialisation (tests) is harmless: keep the first subscriber.
-    let _ = if format == "json" {
+    let _ = if format == LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -94,22 +106,22 @@ async fn shutdown_signal() {
 /// an unreachable API server or a lost lease never ends it.
 pub async fn run_with_client(
     client: Client,
-    args: RunArgs,
+    settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let metrics = Metrics::default();
     let health = Health::new(metrics.clone());
-    let _http = http::serve(args.http_addr, health.clone()).await?;
+    let _http = http::serve(settings.http_addr, health.clone()).await?;
     let operator = Operator {
         terms: AtomicUsize::new(0),
         shutdown: shutdown.boxed().shared(),
         client,
-        args,
+        settings,
         metrics,
         health,
     };
     startup::wait_for_crds(&operator.client, operator.shutdown.clone()).await?;
-    if operator.args.leader_election {
+    if operator.settings.leader_election {
         operator.lead_until_shutdown().await
     } else {
         operator.term().await
@@ -120,7 +132,7 @@ pub async fn run_with_client(
 /// the readiness served on `/readyz`, and the shutdown signal.
 struct Operator {
     client: Client,
-    args: RunArgs,
+    settings: Settings,
     metrics: Metrics,
     health: Health,
     shutdown: Shared<BoxFuture<'static, ()>>,
@@ -133,9 +145,9 @@ impl Operator {
     /// Shutdown lets in-flight reconciles finish, then gives the lease up.
     async fn lead_until_shutdown(&self) -> Result<(), Error> {
         let elector = Arc::new(LeaderElector::new(
-            Api::<Lease>::namespaced(self.client.clone(), &self.args.namespace),
-            &self.args.lease_name,
-            &self.args.identity,
+            Api::<Lease>::namespaced(self.client.clone(), &self.settings.namespace),
+            &self.settings.lease_name,
+            &self.settings.identity,
         ));
         self.health
             .set(Phase::Campaigning("no Lease observed yet".to_owned()));
@@ -159,7 +171,7 @@ impl Operator {
                 term = campaign => term,
                 () = self.shutdown.clone() => return Ok(()),
             };
-            tracing::info!(identity = %self.args.identity, "acquired leadership");
+            tracing::info!(identity = %self.settings.identity, "acquired leadership");
             // Everything the term started is dropped (aborted) before the handler runs.
             let ended = tokio::select! {
                 ended = self.term() => ended,
@@ -191,13 +203,13 @@ impl Operator {
             .await
             .ok()
             .map(|v| v.git_version);
-        let caches = Caches::start(&self.client, &self.args);
+        let caches = Caches::start(&self.client, &self.settings);
         tokio::select! {
             synced = caches.synced() => synced?,
             () = self.shutdown.clone() => return Ok(()),
         }
         tokio::select! {
-            () = caches.probe_members(&self.client, &self.args.namespace) => {}
+            () = caches.probe_members(&self.client, &self.settings.namespace) => {}
             () = self.shutdown.clone() => return Ok(()),
         }
         // Built before the context, which needs its cache of workloads.
@@ -224,9 +236,9 @@ impl Operator {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             match AuditTrail::open(
-                self.args.audit_log.clone(),
-                format!("sovra/{}", self.args.identity),
-                self.args.audit_stdout,
+                self.settings.audit_log.clone(),
+                format!("sovra/{}", self.settings.identity),
+                self.settings.audit_stdout,
             )
             .await
             {
@@ -251,25 +263,26 @@ impl Operator {
             self.client.clone(),
             Reporter {
                 controller: "sovra".into(),
-                instance: Some(self.args.identity.clone()),
+                instance: Some(self.settings.identity.clone()),
             },
         );
         Context {
             workloads,
             client: self.client.clone(),
-            namespace: self.args.namespace.clone(),
-            probe_interval: self.args.member_probe_interval,
-            cleanup_timeout: self.args.member_cleanup_timeout,
+            namespace: self.settings.namespace.clone(),
+            probe_interval: self.settings.member_probe_interval,
+            cleanup_timeout: self.settings.member_cleanup_timeout,
             world: caches.world.clone(),
+            fleet: caches.fleet.clone(),
             recorder,
             audit,
             metrics: self.metrics.clone(),
             backoff: Backoff::default(),
-            errors: reconciler::ErrorReports::default(),
+            errors: error_reports::ErrorReports::default(),
             hub_version,
             hub_children: caches.hub_children.clone(),
-            applied: context::Applied::default(),
-            memory: context::Memory::default(),
+            applied: memory::Applied::default(),
+            memory: memory::Memory::default(),
         }
     }
 
@@ -297,7 +310,7 @@ impl Operator {
             })
         };
         let config = controller::Config::default()
-            .concurrency(self.args.concurrency)
+            .concurrency(self.settings.concurrency)
             .debounce(Duration::from_millis(200));
         let workloads = workloads
             .with_config(config.clone())
@@ -305,8 +318,8 @@ impl Operator {
             .reconcile_on(receiver_stream(workload_wakes))
             .graceful_shutdown_on(self.shutdown.clone())
             .run(
-                instrumented(workload::reconcile, "workload"),
-                error_policy,
+                reconciler::instrumented(workload::reconcile, "workload"),
+                reconciler::error_policy,
                 ctx.clone(),
             )
             .for_each(|_| futures::future::ready(()));
@@ -325,8 +338,8 @@ impl Operator {
         .reconcile_on(receiver_stream(cluster_wakes))
         .graceful_shutdown_on(self.shutdown.clone())
         .run(
-            instrumented(cluster::reconcile, "cluster"),
-            error_policy,
+            reconciler::instrumented(cluster::reconcile, "cluster"),
+            reconciler::error_policy,
             ctx,
         )
         .for_each(|_| futures::future::ready(()));
@@ -345,40 +358,11 @@ impl Drop for StopPublishing {
 }
 
 /// The messages of a channel as a stream.
-fn receiver_stream<T: Send + 'static>(
+pub(super) fn receiver_stream<T: Send + 'static>(
     rx: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> futures::stream::BoxStream<'static, T> {
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
     .boxed()
-}
-
-/// Removes Sovra's `finalizer` from an object that is being deleted but cannot be reconciled
-/// (it does not match the schema): nothing can be cleaned up for it, and it must not hang.
-pub(crate) async fn release_finalizer<K>(
-    api: &Api<K>,
-    meta: &kube::core::ObjectMeta,
-    finalizer: &str,
-) -> Result<(), Error>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let finalizers: Vec<&String> = meta
-        .finalizers
-        .iter()
-        .flatten()
-        .filter(|f| *f != finalizer)
-        .collect();
-    if finalizers.len() == meta.finalizers.as_ref().map_or(0, Vec::len) {
-        return Ok(());
-    }
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}});
-    api.patch_metadata(
-        meta.name.as_deref().unwrap_or_default(),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
 }

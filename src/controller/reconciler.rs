@@ -7,7 +7,7 @@
 //! `Ready=False` reason `ReconcileError`. It is published again only when the text changes; a
 //! success forgets it (and the next successful reconcile writes the normal `Ready` condition).
 
-use super::context::{Context, lock};
+use super::context::Context;
 use super::deployment::FIELD_MANAGER;
 use super::metrics;
 use super::status::{CONDITION_READY, truncate};
@@ -23,13 +23,9 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
-use tokio::task::JoinSet;
 
-/// The consecutive failure of one object that is published.
-pub const REPORT_AFTER: u32 = 3;
 /// Event reason and condition reason of a published failure.
 pub const REASON: &str = "ReconcileError";
 
@@ -116,47 +112,6 @@ where
         ctx.errors.spawn(publish);
     }
     Action::requeue(delay)
-}
-
-/// What was published about each failing object (the failures themselves are counted by
-/// [`super::Backoff`]); and the publishing tasks, aborted with the term (when this is dropped)
-/// so a replica that stopped leading writes nothing more.
-#[derive(Default)]
-pub struct ErrorReports {
-    published: Mutex<HashMap<String, String>>,
-    tasks: Mutex<JoinSet<()>>,
-}
-
-impl ErrorReports {
-    /// The object's `consecutive`th failure in a row, with `text`; true when it is to be
-    /// published: the [`REPORT_AFTER`]th one or later, with a text not published yet.
-    pub fn failed(&self, key: &str, consecutive: u32, text: &str) -> bool {
-        if consecutive < REPORT_AFTER {
-            return false;
-        }
-        let mut published = lock(&self.published);
-        if published.get(key).map(String::as_str) == Some(text) {
-            return false;
-        }
-        published.insert(key.to_owned(), text.to_owned());
-        true
-    }
-
-    /// Forgets what was published about the object (on success, with its backoff).
-    pub fn succeeded(&self, key: &str) {
-        lock(&self.published).remove(key);
-    }
-
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let mut tasks = lock(&self.tasks);
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(task);
-    }
-
-    /// Stops every publication still in flight.
-    pub fn abort_all(&self) {
-        lock(&self.tasks).abort_all();
-    }
 }
 
 /// Publishes one failure: the Event, and on a workload the `Ready` condition. `state` is
@@ -283,25 +238,6 @@ fn reported_status(workload: &DynamicObject, text: &str, now: jiff::Timestamp) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_third_consecutive_failure_is_published_once_per_text_and_success_forgets() {
-        let backoff = super::super::Backoff::default();
-        let reports = ErrorReports::default();
-        let fail = |key: &str, text: &str| {
-            backoff.next_delay(key);
-            reports.failed(key, backoff.failures(key), text)
-        };
-        let published: Vec<bool> = (0..5).map(|_| fail("a", "boom")).collect();
-        assert_eq!(published, [false, false, true, false, false]);
-        assert!(fail("a", "another text"), "a new text is news");
-        assert!(!fail("b", "boom"), "other objects count on their own");
-        backoff.reset("a");
-        reports.succeeded("a");
-        assert!(!fail("a", "boom"));
-        assert!(!fail("a", "boom"));
-        assert!(fail("a", "boom"), "counted from one again");
-    }
 
     fn workload(status: Value) -> DynamicObject {
         serde_json::from_value(json!({

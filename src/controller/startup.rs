@@ -3,10 +3,11 @@
 //! synced, and every member probed once. A term starts all of them anew; dropping [`Caches`]
 //! stops every watch it started.
 
-use super::fleet::{self, Fleet, Signals};
+use super::caches::{AbortOnDrop, Signals, watch_children, watch_nodes};
+use super::fleet::Fleet;
+use super::settings::Settings;
 use super::world::World;
 use crate::Error;
-use crate::cli::RunArgs;
 use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,7 +19,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
 
 /// Start-up gate: Sovra's CRDs must be Established before watches start, otherwise the first
 /// list fails and the watchers back off for no reason.
@@ -55,17 +55,6 @@ pub(super) async fn wait_for_crds(
     Ok(())
 }
 
-/// Tasks that are aborted when this is dropped: the watches of one term.
-pub(super) struct Tasks(Vec<JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
 /// One term's caches and the channels that wake the controllers.
 pub(super) struct Caches {
     pub world: World,
@@ -78,19 +67,19 @@ pub(super) struct Caches {
     pub workload_wakes: mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<SovereignWorkload>>>,
     /// One cluster to probe now (its watch failed).
     pub cluster_wakes: mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<SovereignCluster>>>,
-    _tasks: Tasks,
+    _tasks: AbortOnDrop,
 }
 
 impl Caches {
     /// Starts every watch of a term. Nodes are stripped to labels and taints.
-    pub fn start(client: &Client, args: &RunArgs) -> Self {
+    pub fn start(client: &Client, settings: &Settings) -> Self {
         let (classes, class_events) = cache(Api::<DeserializeGuard<SensitivityClass>>::all(
             client.clone(),
         ));
         let (clusters, cluster_events) = cache(Api::<DeserializeGuard<SovereignCluster>>::all(
             client.clone(),
         ));
-        let (nodes, node_events) = fleet::watch_nodes(client);
+        let (nodes, node_events) = watch_nodes(client);
         let node_events = node_events.map(|_| ()).boxed();
         let (fleet_world_tx, fleet_world_rx) = mpsc::unbounded_channel();
         let (workload_tx, workload_wakes) = mpsc::unbounded_channel();
@@ -102,21 +91,21 @@ impl Caches {
         };
         let fleet = Fleet::new(
             signals.clone(),
-            args.member_timeout,
-            args.member_probe_interval,
+            settings.member_timeout,
+            settings.member_probe_interval,
         );
         let world = World::new(
             classes.clone(),
             clusters.clone(),
             nodes.clone(),
-            args.node_pool_label.clone(),
-            fleet.clone(),
+            settings.node_pool_label.clone(),
         );
 
         // Wake every workload (and cluster) only when the placement-relevant world changed.
         let (world_tx, world_changes) = broadcast::channel::<()>(16);
         let watch_world = {
             let world = world.clone();
+            let fleet = fleet.clone();
             async move {
                 let mut events = futures::stream::select_all([
                     class_events,
@@ -127,8 +116,8 @@ impl Caches {
                 let mut last = None;
                 while events.next().await.is_some() {
                     world.invalidate();
-                    world.fleet.retain(&world.cluster_names());
-                    let fingerprint = world.fingerprint();
+                    fleet.retain(&world.cluster_names());
+                    let fingerprint = world.fingerprint(&fleet);
                     if last != Some(fingerprint) {
                         last = Some(fingerprint);
                         let _ = world_tx.send(());
@@ -137,7 +126,7 @@ impl Caches {
             }
         };
         // The hub's children, cached like every member's; a change wakes the child's workload.
-        let (hub_children, _, hub_children_events) = fleet::watch_children(client, &signals, None);
+        let (hub_children, _, hub_children_events) = watch_children(client, &signals, None);
         Self {
             world,
             fleet,
@@ -145,7 +134,7 @@ impl Caches {
             world_changes,
             workload_wakes,
             cluster_wakes,
-            _tasks: Tasks(vec![
+            _tasks: AbortOnDrop(vec![
                 tokio::spawn(watch_world),
                 tokio::spawn(hub_children_events),
             ]),

@@ -5,10 +5,13 @@
 //! per reconcile: a world change wakes every workload, and each would otherwise rebuild the
 //! same node pools from every Node.
 
-use super::context::lock;
-use super::fleet::{Fleet, Health, pools_from_status};
+use super::caches::pools_of;
+use super::fleet::Fleet;
+use super::member_health::Health;
+use super::pool_status::pools_from_status;
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
-use crate::policy::{ClusterFacts, NodeFacts, NodePool, Reachability, cluster_facts, node_pools};
+use crate::policy::{ClusterFacts, NodePool, Reachability, cluster_facts};
+use crate::sync::lock;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
@@ -23,8 +26,6 @@ pub struct World {
     pub clusters: Store<DeserializeGuard<SovereignCluster>>,
     pub nodes: Store<Node>,
     pub pool_label: String,
-    /// Connections to member clusters: their reachability and node pools.
-    pub fleet: Fleet,
     /// Bumped after every cache event; the snapshot is rebuilt when it moved.
     generation: Arc<AtomicU64>,
     cached: Arc<Mutex<Option<Cached>>>,
@@ -47,43 +48,18 @@ pub struct Snapshot {
     pub hub_pools: Vec<NodePool>,
 }
 
-/// The node pools of a cluster from its cache of (stripped) Nodes.
-pub fn pools_of(nodes: &Store<Node>, pool_label: &str) -> Vec<NodePool> {
-    let mut facts: Vec<NodeFacts> = nodes
-        .state()
-        .iter()
-        .map(|n| NodeFacts::from_node(n))
-        .collect();
-    facts.sort_by(|a, b| a.name.cmp(&b.name));
-    node_pools(&facts, pool_label)
-}
-
-/// Removes everything of a Node that placement does not read.
-pub fn strip_node(node: &mut Node) {
-    node.metadata.managed_fields = None;
-    node.metadata.annotations = None;
-    node.status = None;
-    if let Some(spec) = node.spec.as_mut() {
-        let taints = spec.taints.take();
-        *spec = Default::default();
-        spec.taints = taints;
-    }
-}
-
 impl World {
     pub fn new(
         classes: Store<DeserializeGuard<SensitivityClass>>,
         clusters: Store<DeserializeGuard<SovereignCluster>>,
         nodes: Store<Node>,
         pool_label: String,
-        fleet: Fleet,
     ) -> Self {
         Self {
             classes,
             clusters,
             nodes,
             pool_label,
-            fleet,
             generation: Arc::default(),
             cached: Arc::default(),
         }
@@ -94,8 +70,9 @@ impl World {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The derived world, rebuilt only when a cache changed since the last call.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    /// The derived world, rebuilt only when a cache (or a member's health, which `fleet`
+    /// announces as a world change) changed since the last call.
+    pub fn snapshot(&self, fleet: &Fleet) -> Arc<Snapshot> {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut cached = lock(&self.cached);
         if let Some((at, snapshot)) = cached.as_ref()
@@ -103,12 +80,12 @@ impl World {
         {
             return snapshot.clone();
         }
-        let snapshot = Arc::new(self.derive());
+        let snapshot = Arc::new(self.derive(fleet));
         *cached = Some((generation, snapshot.clone()));
         snapshot
     }
 
-    fn derive(&self) -> Snapshot {
+    fn derive(&self, fleet: &Fleet) -> Snapshot {
         let classes = self
             .classes
             .state()
@@ -135,11 +112,10 @@ impl World {
                     return cluster_facts(cluster, hub_pools.clone(), Reachability::Reachable);
                 }
                 let name = cluster.metadata.name.as_deref().unwrap_or_default();
-                let pools = self
-                    .fleet
+                let pools = fleet
                     .pools(name, &self.pool_label)
                     .unwrap_or_else(|| pools_from_status(cluster));
-                let reachability = match self.fleet.health(name) {
+                let reachability = match fleet.health(name) {
                     Some(Health::Reachable { .. }) => Reachability::Reachable,
                     Some(Health::Unreachable { why, .. }) => {
                         Reachability::Unreachable(why.summary().to_owned())
@@ -180,9 +156,9 @@ impl World {
 
     /// Changes whenever anything a decision reads changes, and only then: node heartbeats and
     /// status churn do not wake every workload.
-    pub fn fingerprint(&self) -> u64 {
+    pub fn fingerprint(&self, fleet: &Fleet) -> u64 {
         let mut hasher = DefaultHasher::new();
-        let snapshot = self.snapshot();
+        let snapshot = self.snapshot(fleet);
         format!("{:?}{:?}", snapshot.classes, snapshot.clusters).hash(&mut hasher);
         hasher.finish()
     }

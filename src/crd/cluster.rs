@@ -149,3 +149,10 @@ pub struct NodePoolStatus {
     #[schemars(length(max = bounds::POOL_NOTES), inner(length(max = bounds::TEXT)))]
     pub reasons: Vec<String>,
 }
+
+impl SovereignCluster {
+    /// A member: a cluster Sovra reaches through a kubeconfig, not the hub it runs in.
+    pub fn is_member(&self) -> bool {
+        !self.spec.connection.local && self.spec.connection.kubeconfig_secret_ref.is_some()
+    }
+}

@@ -5,6 +5,7 @@
 mod country;
 mod engine;
 mod node_pool;
+mod pod_placement;
 mod reason;
 mod workload;
 
@@ -14,6 +15,7 @@ pub use engine::{
     WorkloadRequest, decide,
 };
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
+pub use pod_placement::{Allowed, PodOwner, allowed_on, pod_violations};
 pub use reason::{Reason, Severity};
 pub use workload::{
     cluster_facts, current_placements, decide_for_workload, decision_record, placement_record,

@@ -245,7 +245,7 @@ impl Operator {
         args.member_timeout = Duration::from_secs(10);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = sovra::controller::run_with_client(client, args, async move {
+            let result = sovra::controller::run_with_client(client, args.into(), async move {
                 let _ = stopped.await;
             })
             .await;

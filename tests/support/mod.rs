@@ -200,7 +200,7 @@ pub fn start_operator_with(server: &TestApiServer, args: RunArgs) -> Operator {
     let identity = args.identity.clone();
     let client = server.client();
     let task = tokio::spawn(async move {
-        sovra::controller::run_with_client(client, args, async move {
+        sovra::controller::run_with_client(client, args.into(), async move {
             let _ = stopped.await;
         })
         .await

@@ -1,0 +1,250 @@
+//! Watch-fed caches shared by the hub and every member: a cluster's Nodes, stripped to what
+//! placement reads (labels, taints), and the Deployments Sovra manages there, stripped to
+//! labels, generation, replicas and status.
+
+use super::deployment::{WORKLOAD_LABEL, managed_selector};
+use crate::crd::{SovereignCluster, SovereignWorkload};
+use crate::policy::{NodeFacts, NodePool, node_pools};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+/// Where cache changes are announced: the world (reachability, nodes), one workload (its
+/// child changed on a member or the hub), one cluster (its watch failed: probe it again now).
+#[derive(Clone)]
+pub struct Signals {
+    pub world: UnboundedSender<()>,
+    pub workload: UnboundedSender<ObjectRef<DeserializeGuard<SovereignWorkload>>>,
+    pub cluster: UnboundedSender<ObjectRef<DeserializeGuard<SovereignCluster>>>,
+}
+
+/// Tasks that are aborted when this is dropped: the watches of one member, or of one term.
+pub struct AbortOnDrop(pub Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// A cache of a cluster's Nodes, stripped to labels and taints, and the watch events that feed
+/// it (the caller drives them). Only events that change what placement reads come out: a Node
+/// heartbeat or status update changes neither labels nor taints, and must not wake every
+/// workload nor rebuild the world.
+pub fn watch_nodes(
+    client: &Client,
+) -> (
+    Store<Node>,
+    impl futures::Stream<Item = Result<watcher::Event<Node>, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let mut seen = NodeFactsSeen::default();
+    let events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(strip_node)
+        .reflect(writer)
+        .filter(move |event| futures::future::ready(seen.changes_placement(event)));
+    (store, events)
+}
+
+/// A digest of each Node's labels and taints, to tell which watch events matter to placement.
+#[derive(Default)]
+pub struct NodeFactsSeen {
+    digests: std::collections::HashMap<String, u64>,
+}
+
+impl NodeFactsSeen {
+    /// True for an event after which the cluster's node pools may differ: a Node whose labels
+    /// or taints changed, a deleted Node, the end of a (re)list, and a watch error.
+    pub fn changes_placement(
+        &mut self,
+        event: &Result<watcher::Event<Node>, watcher::Error>,
+    ) -> bool {
+        match event {
+            Ok(watcher::Event::Apply(node)) => self.remember(node),
+            // A relist: the store is replaced at InitDone, which is reported then.
+            Ok(watcher::Event::Init) => {
+                self.digests.clear();
+                false
+            }
+            Ok(watcher::Event::InitApply(node)) => {
+                self.remember(node);
+                false
+            }
+            Ok(watcher::Event::Delete(node)) => {
+                self.digests.remove(&node.name_any());
+                true
+            }
+            Ok(watcher::Event::InitDone) | Err(_) => true,
+        }
+    }
+
+    /// Records the Node's digest; true when it differs from the one seen before.
+    fn remember(&mut self, node: &Node) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        node.metadata.labels.hash(&mut hasher);
+        for taint in node.spec.iter().flat_map(|s| s.taints.iter().flatten()) {
+            (&taint.key, &taint.value, &taint.effect).hash(&mut hasher);
+        }
+        let digest = hasher.finish();
+        self.digests.insert(node.name_any(), digest) != Some(digest)
+    }
+}
+
+/// Caches the Deployments Sovra manages on a cluster (stripped) and wakes the workload a child
+/// belongs to whenever the child changes, and every child's workload once the cache has
+/// (re)synced: a member that comes back may hold children its workloads no longer want. Run the
+/// returned future to keep the cache fed. `probe`: the cluster to probe when the watch fails.
+pub fn watch_children(
+    client: &Client,
+    signals: &Signals,
+    probe: Option<(
+        ObjectRef<DeserializeGuard<SovereignCluster>>,
+        Arc<AtomicBool>,
+    )>,
+) -> (
+    Store<Deployment>,
+    Arc<AtomicBool>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let synced = Arc::new(AtomicBool::new(false));
+    let signals = signals.clone();
+    let reader = store.clone();
+    let flag = synced.clone();
+    let task = watcher(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default().labels(&managed_selector()),
+    )
+    .default_backoff()
+    .modify(strip_deployment)
+    .reflect(writer)
+    .for_each(move |event| {
+        let wake = |child: &Deployment| {
+            if let (Some(workload), Some(namespace)) =
+                (child.labels().get(WORKLOAD_LABEL), child.namespace())
+            {
+                let _ = signals
+                    .workload
+                    .send(ObjectRef::new(workload).within(&namespace));
+            }
+        };
+        match &event {
+            Ok(watcher::Event::Apply(child) | watcher::Event::Delete(child)) => wake(child),
+            // The store holds the relisted children only from InitDone on.
+            Ok(watcher::Event::InitDone) => {
+                flag.store(true, Ordering::SeqCst);
+                for child in reader.state() {
+                    wake(&child);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if let Some((cluster, wanted)) = &probe {
+                    wanted.store(true, Ordering::SeqCst);
+                    let _ = signals.cluster.send(cluster.clone());
+                }
+            }
+        }
+        futures::future::ready(())
+    });
+    (store, synced, task)
+}
+
+/// The child of workload `namespace/name` in a cache of children. Children are named after
+/// their workload; the label check keeps a same-named Deployment of someone else out.
+pub fn child(
+    store: &Store<Deployment>,
+    namespace: &str,
+    workload: &str,
+) -> Option<Arc<Deployment>> {
+    store
+        .get(&ObjectRef::new(workload).within(namespace))
+        .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
+}
+
+/// Keeps of a child only what Sovra reads: labels, generation, replicas and status.
+fn strip_deployment(deployment: &mut Deployment) {
+    deployment.metadata.managed_fields = None;
+    deployment.metadata.annotations = None;
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
+/// The node pools of a cluster from its cache of (stripped) Nodes.
+pub fn pools_of(nodes: &Store<Node>, pool_label: &str) -> Vec<NodePool> {
+    let mut facts: Vec<NodeFacts> = nodes
+        .state()
+        .iter()
+        .map(|n| NodeFacts::from_node(n))
+        .collect();
+    facts.sort_by(|a, b| a.name.cmp(&b.name));
+    node_pools(&facts, pool_label)
+}
+
+/// Removes everything of a Node that placement does not read.
+pub fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.status = None;
+    if let Some(spec) = node.spec.as_mut() {
+        let taints = spec.taints.take();
+        *spec = Default::default();
+        spec.taints = taints;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    fn node(sovereign: bool) -> Node {
+        let mut labels = BTreeMap::from([("sovra.dev/node-pool".to_owned(), "general".to_owned())]);
+        if sovereign {
+            labels.insert(
+                crate::policy::SOVEREIGN_NODE_LABEL.to_owned(),
+                "true".to_owned(),
+            );
+        }
+        Node {
+            metadata: ObjectMeta {
+                name: Some("general-0".into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn a_node_update_that_changes_no_label_or_taint_is_not_a_placement_change() {
+        let mut seen = NodeFactsSeen::default();
+        assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(true)))));
+        let mut heartbeat = node(true);
+        heartbeat.metadata.resource_version = Some("99".into());
+        heartbeat.status = Some(Default::default());
+        assert!(!seen.changes_placement(&Ok(watcher::Event::Apply(heartbeat))));
+        assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(false)))));
+        // A relist is reported once, when it is done.
+        assert!(!seen.changes_placement(&Ok(watcher::Event::Init)));
+        assert!(!seen.changes_placement(&Ok(watcher::Event::InitApply(node(true)))));
+        assert!(seen.changes_placement(&Ok(watcher::Event::InitDone)));
+        assert!(seen.changes_placement(&Ok(watcher::Event::Delete(node(true)))));
+    }
+}

@@ -1,0 +1,185 @@
+//! What the controllers remember between reconciles of one object, so that a retry does not
+//! do (or record) the same thing twice: statuses written, decisions recorded, releases,
+//! invalid objects reported, and what was applied to each child.
+
+use crate::sync::lock;
+use k8s_openapi::api::apps::v1::Deployment;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+/// What the controllers remember between reconciles of one object. Each map is keyed by the
+/// object's UID.
+#[derive(Default)]
+pub struct Memory {
+    /// The status Sovra last wrote for each SovereignCluster, newer than the cache may be.
+    pub cluster_statuses: LastWritten<crate::crd::SovereignClusterStatus>,
+    /// The status Sovra last wrote for each SovereignWorkload, until the cache shows it.
+    pub workload_statuses: LastWritten<crate::crd::SovereignWorkloadStatus>,
+    /// The decision last recorded in the audit trail for each workload (generation and
+    /// digest): a reconcile retried after a failed status write does not record it again.
+    pub recorded: Mutex<HashMap<String, (Option<i64>, u64)>>,
+    /// Workloads whose release is already in the audit trail: a cleanup that is retried
+    /// records it once.
+    pub released: Mutex<std::collections::HashSet<String>>,
+    /// Undeserializable workloads already reported, with a digest of the problem: each
+    /// distinct problem is published once.
+    pub invalid: Mutex<HashMap<String, u64>>,
+}
+
+impl Memory {
+    /// Drops what is remembered of workloads that are gone (`live` says which UIDs exist).
+    pub fn prune_workloads(&self, live: impl Fn(&str) -> bool) {
+        self.workload_statuses.retain(&live);
+        lock(&self.recorded).retain(|uid, _| live(uid));
+        lock(&self.released).retain(|uid| live(uid));
+        lock(&self.invalid).retain(|uid, _| live(uid));
+    }
+}
+
+/// The status Sovra last wrote for each object. The cache may lag behind Sovra's own write, and
+/// deciding from the older status would act (and record) the same change twice. Sovra is the
+/// only writer of these statuses, so what it wrote is the newest.
+pub struct LastWritten<S> {
+    written: Mutex<HashMap<String, S>>,
+}
+
+impl<S> Default for LastWritten<S> {
+    fn default() -> Self {
+        Self {
+            written: Mutex::default(),
+        }
+    }
+}
+
+impl<S: Clone + PartialEq> LastWritten<S> {
+    /// The newest status of `uid`: what Sovra wrote, until the cache shows the same; then the
+    /// entry is dropped, so the map holds only writes the cache has not caught up with.
+    pub fn newest(&self, uid: &str, cached: Option<&S>) -> Option<S> {
+        let mut written = lock(&self.written);
+        match written.get(uid) {
+            Some(mine) if Some(mine) == cached => {
+                written.remove(uid);
+                cached.cloned()
+            }
+            Some(mine) => Some(mine.clone()),
+            None => cached.cloned(),
+        }
+    }
+
+    pub fn remember(&self, uid: &str, status: S) {
+        lock(&self.written).insert(uid.to_owned(), status);
+    }
+
+    pub fn forget(&self, uid: &str) {
+        lock(&self.written).remove(uid);
+    }
+
+    /// Drops entries of objects that are gone.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        lock(&self.written).retain(|uid, _| live(uid));
+    }
+}
+
+/// What Sovra last applied to each child, so that a reconcile which changes nothing sends
+/// nothing: a child is applied again only when the desired Deployment changed or its
+/// generation moved (someone else edited its spec, which the apply then reverts).
+#[derive(Default)]
+pub struct Applied {
+    children: Mutex<HashMap<String, (u64, Option<i64>)>>,
+}
+
+impl Applied {
+    fn children(&self) -> MutexGuard<'_, HashMap<String, (u64, Option<i64>)>> {
+        lock(&self.children)
+    }
+
+    fn digest(desired: &Deployment) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        serde_json::to_string(desired)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// True when `cached` is exactly what Sovra applied last as `desired`.
+    pub fn is_current(&self, key: &str, desired: &Deployment, cached: &Deployment) -> bool {
+        let children = self.children();
+        children.get(key) == Some(&(Self::digest(desired), cached.metadata.generation))
+    }
+
+    pub fn forget(&self, key: &str) {
+        let mut children = self.children();
+        children.remove(key);
+    }
+
+    /// Forgets every child on `cluster` (it was drained or let go).
+    pub fn forget_cluster(&self, cluster: &str) {
+        let prefix = format!("{cluster}/");
+        self.children().retain(|key, _| !key.starts_with(&prefix));
+    }
+
+    pub fn record(&self, key: &str, desired: &Deployment, applied: &Deployment) {
+        let mut children = self.children();
+        children.insert(
+            key.to_owned(),
+            (Self::digest(desired), applied.metadata.generation),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_of_workloads_that_are_gone_is_pruned() {
+        let memory = Memory::default();
+        for uid in ["live", "gone"] {
+            memory.workload_statuses.remember(uid, Default::default());
+            lock(&memory.recorded).insert(uid.to_owned(), (Some(1), 7));
+            lock(&memory.released).insert(uid.to_owned());
+            lock(&memory.invalid).insert(uid.to_owned(), 9);
+        }
+        memory.prune_workloads(|uid| uid == "live");
+        assert!(lock(&memory.recorded).contains_key("live"));
+        assert!(!lock(&memory.recorded).contains_key("gone"));
+        assert!(!lock(&memory.released).contains("gone"));
+        assert!(!lock(&memory.invalid).contains_key("gone"));
+        assert_eq!(memory.workload_statuses.newest("gone", None), None);
+        assert!(memory.workload_statuses.newest("live", None).is_some());
+    }
+
+    #[test]
+    fn the_last_written_status_is_used_until_the_cache_shows_it() {
+        let written: LastWritten<u32> = LastWritten::default();
+        assert_eq!(
+            written.newest("a", Some(&1)),
+            Some(1),
+            "nothing written: the cache"
+        );
+        written.remember("a", 2);
+        assert_eq!(written.newest("a", Some(&1)), Some(2), "the cache lags");
+        assert_eq!(
+            written.newest("a", Some(&2)),
+            Some(2),
+            "the cache caught up"
+        );
+        assert_eq!(
+            written.newest("a", Some(&3)),
+            Some(3),
+            "and the entry is gone"
+        );
+    }
+
+    #[test]
+    fn a_drained_clusters_applied_children_are_forgotten() {
+        let applied = Applied::default();
+        let child = Deployment::default();
+        applied.record("bund-de-1/ns/tax", &child, &child);
+        applied.record("bund-de-10/ns/tax", &child, &child);
+        applied.forget_cluster("bund-de-1");
+        assert!(!applied.is_current("bund-de-1/ns/tax", &child, &child));
+        assert!(applied.is_current("bund-de-10/ns/tax", &child, &child));
+    }
+}

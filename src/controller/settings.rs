@@ -1,0 +1,42 @@
+//! The operator's settings: a plain struct the controller owns. The command line (or a test)
+//! builds it; nothing in the controller knows where the values came from.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace the operator runs in: kubeconfig Secrets and the leader Lease live here.
+    pub namespace: String,
+    /// Address for /metrics, /healthz and /readyz.
+    pub http_addr: SocketAddr,
+    /// Node label that names a node's pool.
+    pub node_pool_label: String,
+    /// Elect a leader through a Lease so only one replica reconciles.
+    pub leader_election: bool,
+    pub lease_name: String,
+    /// This replica's identity in the Lease, in Events and in audit records.
+    pub identity: String,
+    /// Append-only, hash-chained audit trail file.
+    pub audit_log: Option<PathBuf>,
+    /// Also print each audit record on stdout, for log pipelines.
+    pub audit_stdout: bool,
+    /// Objects reconciled at once, per controller.
+    pub concurrency: u16,
+    /// How often member clusters are probed.
+    pub member_probe_interval: Duration,
+    /// Bound on each probe of, and each call to, a member cluster.
+    pub member_timeout: Duration,
+    /// How long a deleted workload waits for an unreachable member before it is released.
+    pub member_cleanup_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// How the process logs: lines for people, or JSON for log pipelines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
