@@ -2,18 +2,22 @@
 //! decision with reasons. No IO, no clocks, no randomness: the same input always gives the
 //! same decision, which is what makes status deterministic and decisions auditable.
 
+mod cluster_option;
 mod country;
+mod decision;
 mod engine;
+mod evaluation;
 mod node_pool;
 mod pod_placement;
 mod reason;
 mod workload;
 
 pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
-pub use engine::{
+pub use decision::{
     ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, Verdict,
-    WorkloadRequest, decide,
+    WorkloadRequest,
 };
+pub use engine::decide;
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use pod_placement::{Allowed, PodOwner, allowed_on, pod_violations};
 pub use reason::{Reason, Severity};

@@ -2,10 +2,11 @@
 //! classes and clusters that exist. Shared by the controller and `sovra plan`, so the offline
 //! plan and the live operator can never decide differently.
 
-use super::engine::{
+use super::decision::{
     ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, Verdict,
-    WorkloadRequest, decide,
+    WorkloadRequest,
 };
+use super::engine::decide;
 use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::{
