@@ -10,7 +10,7 @@ use tokio::time::Instant;
 /// Per-object exponential backoff: a failing object is retried after 1 s, 2 s, 4 s ... up to
 /// 5 minutes, without slowing down any other object. Reset on the first success.
 ///
-/// An object that keeps failing asks for its next delay at least every [`Backoff::MAX`]; an
+/// An object that keeps failing asks for its next delay at least every `Backoff::MAX`; an
 /// entry untouched for twice that belongs to an object that went away (deleted while failing),
 /// and is dropped, so the map stays bounded by the objects failing now.
 #[derive(Default)]
