@@ -46,6 +46,7 @@ fn classes() -> Vec<SensitivityClassSpec> {
                 ],
             },
             node_pool: NodePoolRequirements { dedicated: true },
+            continuity: Default::default(),
         };
     vec![
         SensitivityClassSpec {
@@ -85,6 +86,7 @@ fn clusters() -> Vec<ClusterFacts> {
                             country.into()
                         },
                         extraterritorial_exposure: c % 5 == 0,
+                        parent: None,
                     },
                     operated_by: if c % 3 == 0 {
                         OperatedBy::Government

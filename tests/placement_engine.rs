@@ -19,9 +19,9 @@ use sovra::crd::Certification::{Bio, C5, EucsHigh, EucsSubstantial, Haven, Iso27
 use sovra::crd::Jurisdiction::{Eea, Eu, ThirdCountry};
 use sovra::crd::OperatedBy::{EuProvider, Government, ThirdCountryProvider};
 use sovra::crd::{
-    Certification, CertificationRequirements, ClusterConnection, Enforcement, LocationRequirements,
-    NodePoolRequirements, OperatedBy, PlacementPreferences, Provider, ProviderRequirements,
-    SensitivityClassSpec, SovereignClusterSpec,
+    Certification, CertificationRequirements, ClusterConnection, ContinuityRequirements,
+    Enforcement, LocationRequirements, NodePoolRequirements, OperatedBy, PlacementPreferences,
+    Provider, ProviderParent, ProviderRequirements, SensitivityClassSpec, SovereignClusterSpec,
 };
 use sovra::policy::{
     ClusterFacts, CurrentPlacement, DEDICATED_TAINT_KEY, DEFAULT_NODE_POOL_LABEL, Decision,
@@ -50,6 +50,7 @@ fn cluster(name: &str) -> ClusterBuilder {
                 name: "Provider".to_owned(),
                 headquarters_country: "NL".to_owned(),
                 extraterritorial_exposure: false,
+                parent: None,
             },
             operated_by: EuProvider,
             certifications: Vec::new(),
@@ -79,7 +80,18 @@ impl ClusterBuilder {
             name: name.to_owned(),
             headquarters_country: headquarters.to_owned(),
             extraterritorial_exposure,
+            parent: None,
         };
+        self
+    }
+
+    /// The group that ultimately controls this cluster's provider.
+    fn parent(mut self, name: &str, headquarters: &str, extraterritorial_exposure: bool) -> Self {
+        self.0.spec.provider.parent = Some(ProviderParent {
+            name: name.to_owned(),
+            headquarters_country: headquarters.to_owned(),
+            extraterritorial_exposure,
+        });
         self
     }
 
@@ -259,6 +271,7 @@ fn public() -> SensitivityClassSpec {
         },
         certifications: CertificationRequirements::default(),
         node_pool: NodePoolRequirements { dedicated: false },
+        continuity: ContinuityRequirements::default(),
     }
 }
 
@@ -2041,17 +2054,32 @@ fn arb_cluster(index: usize) -> impl Strategy<Value = ClusterFacts> {
         prop::sample::subsequence(&ALL_CERTS[..], 0..=ALL_CERTS.len()),
         pools,
         prop::bool::weighted(0.2),
+        // Some providers belong to one of two groups: diversity counts groups, not names.
+        prop::option::weighted(
+            0.3,
+            (
+                prop::sample::select(&["group-a", "group-b"][..]),
+                arb_country(),
+                prop::bool::weighted(0.2),
+            ),
+        ),
     )
         .prop_map(
-            move |(country, hq, exposure, operator, certs, pools, down)| ClusterFacts {
+            move |(country, hq, exposure, operator, certs, pools, down, parent)| ClusterFacts {
                 name: format!("c{index}"),
-                spec: cluster("x")
-                    .country(&country)
-                    .provider(&format!("provider-{index}"), &hq, exposure)
-                    .operated_by(operator)
-                    .certs(certs)
+                spec: {
+                    let builder = cluster("x")
+                        .country(&country)
+                        .provider(&format!("provider-{index}"), &hq, exposure)
+                        .operated_by(operator)
+                        .certs(certs);
+                    match parent {
+                        Some((name, hq, exposure)) => builder.parent(name, &hq, exposure),
+                        None => builder,
+                    }
                     .0
-                    .spec,
+                    .spec
+                },
                 reachability: if down {
                     Reachability::Unreachable("timeout".into())
                 } else {
@@ -2104,6 +2132,7 @@ fn arb_class() -> impl Strategy<Value = SensitivityClassSpec> {
                     },
                     certifications: CertificationRequirements { all_of, any_of },
                     node_pool: NodePoolRequirements { dedicated },
+                    continuity: ContinuityRequirements::default(),
                 }
             },
         )
@@ -2139,13 +2168,17 @@ fn arb_preferences() -> impl Strategy<Value = PlacementPreferences> {
         ],
         prop_oneof![3 => Just(1), 3 => 2..=3i32, 1 => -1..=4i32],
         any::<bool>(),
+        prop_oneof![3 => Just(None), 1 => (1..=3i32).prop_map(Some)],
     )
         .prop_map(
-            |(preferred_countries, required_countries, clusters, failover)| PlacementPreferences {
-                preferred_countries,
-                required_countries,
-                clusters,
-                failover,
+            |(preferred_countries, required_countries, clusters, failover, min_providers)| {
+                PlacementPreferences {
+                    preferred_countries,
+                    required_countries,
+                    clusters,
+                    failover,
+                    min_providers,
+                }
             },
         )
 }
@@ -2233,14 +2266,21 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
                     .any(|p| p.cluster == v.cluster && p.pool.is_some() && p.reasons.is_empty());
                 usable_cluster && usable_pool
             })
-            .count();
+            .collect::<Vec<_>>();
+        let qualifying_providers: BTreeSet<&str> = qualifying
+            .iter()
+            .map(|v| facts(&v.cluster).spec.provider.identity())
+            .collect();
         let wanted = usize::try_from(workload.preferences.clusters.max(1)).unwrap();
+        let min_providers = usize::try_from(workload.request().min_providers()).unwrap();
         prop_assert_eq!(
             matches!(decision.outcome, Outcome::Placed(_)),
-            qualifying >= wanted,
-            "{} qualify, {} wanted: {:?}",
-            qualifying,
+            qualifying.len() >= wanted && qualifying_providers.len() >= min_providers,
+            "{} qualify from {} providers, {} wanted from {}: {:?}",
+            qualifying.len(),
+            qualifying_providers.len(),
             wanted,
+            min_providers,
             decision
         );
     }
@@ -2270,7 +2310,9 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
                     evidence.contains(reason)
                         || matches!(
                             reason,
-                            Reason::NoClusters | Reason::NotEnoughClusters { .. }
+                            Reason::NoClusters
+                                | Reason::NotEnoughClusters { .. }
+                                | Reason::NotEnoughProviders { .. }
                         ),
                     "{:?}",
                     reason
@@ -2278,11 +2320,20 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
             }
         }
         Outcome::Placed(targets) => {
-            // (d) exactly `clusters` distinct targets carrying all replicas.
-            let wanted = usize::try_from(workload.preferences.clusters.max(1)).unwrap();
+            // (d) exactly `clusters` distinct targets (more when `minProviders` needs more),
+            // from at least `minProviders` distinct providers, carrying all replicas.
+            let min_providers = usize::try_from(workload.request().min_providers()).unwrap();
+            let wanted = usize::try_from(workload.preferences.clusters.max(1))
+                .unwrap()
+                .max(min_providers);
             prop_assert_eq!(targets.len(), wanted);
             let distinct: BTreeSet<&str> = targets.iter().map(|t| t.cluster.as_str()).collect();
             prop_assert_eq!(distinct.len(), wanted);
+            let providers: BTreeSet<&str> = targets
+                .iter()
+                .map(|t| facts(&t.cluster).spec.provider.identity())
+                .collect();
+            prop_assert!(providers.len() >= min_providers, "{:?}", targets);
             let total: i32 = targets.iter().map(|t| t.replicas).sum();
             prop_assert_eq!(total, workload.replicas.max(0));
             let max = targets.iter().map(|t| t.replicas).max().unwrap();
@@ -2468,5 +2519,210 @@ proptest! {
             d.targets().iter().map(|t| (t.cluster.clone(), t.pools.clone())).collect()
         };
         prop_assert_eq!(placed(&first), placed(&second));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider diversity (minProviders) and exit readiness
+// ---------------------------------------------------------------------------------------------
+
+/// An `internal`-qualifying cluster in NL of provider `provider`, with one sovereign pool.
+fn provider_cluster(name: &str, provider: &str) -> ClusterBuilder {
+    cluster(name)
+        .provider(provider, "NL", false)
+        .certs([Bio])
+        .pool(pool("general").sovereign_nodes(3))
+}
+
+impl Workload {
+    fn min_providers(mut self, n: i32) -> Self {
+        self.preferences.min_providers = Some(n);
+        self
+    }
+
+    fn class_min_providers(mut self, n: i32) -> Self {
+        self.class.continuity.min_providers = n;
+        self
+    }
+}
+
+fn providers_of(decision: &Decision, clusters: &[ClusterBuilder]) -> BTreeSet<String> {
+    decision
+        .targets()
+        .iter()
+        .filter_map(|t| clusters.iter().find(|c| c.0.name == t.cluster))
+        .map(|c| c.0.spec.provider.identity().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_providers_required_spreads_the_workload_over_two_providers_not_two_clusters_of_one() {
+    let clusters = [
+        provider_cluster("a1", "Alpha"),
+        provider_cluster("a2", "Alpha"),
+        provider_cluster("b1", "Beta"),
+    ];
+    let decision = workload("internal")
+        .min_providers(2)
+        .decide(clusters.clone());
+    assert_eq!(
+        providers_of(&decision, &clusters),
+        BTreeSet::from(["Alpha".to_owned(), "Beta".to_owned()])
+    );
+    assert_eq!(targets(&decision).len(), 2);
+}
+
+#[test]
+fn clusters_of_providers_with_one_parent_count_as_one_provider() {
+    let clusters = [
+        provider_cluster("a", "Alpha").parent("Holding", "NL", false),
+        provider_cluster("b", "Beta").parent("Holding", "NL", false),
+    ];
+    let decision = workload("internal").min_providers(2).decide(clusters);
+    assert_eq!(
+        refusal(&decision),
+        [Reason::NotEnoughProviders {
+            wanted: 2,
+            found: s(&["Holding"]),
+        }]
+    );
+    assert_eq!(
+        decision.deciding_reason().map(Reason::code),
+        Some("NotEnoughProviders")
+    );
+}
+
+#[test]
+fn the_class_minimum_holds_and_a_workload_can_raise_but_not_lower_it() {
+    let clusters = [
+        provider_cluster("a", "Alpha"),
+        provider_cluster("b", "Beta"),
+        provider_cluster("c", "Gamma"),
+    ];
+    let class_two = workload("internal").class_min_providers(2);
+    assert_eq!(class_two.request().min_providers(), 2);
+    assert_eq!(targets(&class_two.decide(clusters.clone())).len(), 2);
+    let lowered = class_two.clone().min_providers(1);
+    assert_eq!(lowered.request().min_providers(), 2, "never lowered");
+    let raised = class_two.min_providers(3);
+    assert_eq!(targets(&raised.decide(clusters)).len(), 3);
+}
+
+#[test]
+fn too_few_providers_is_refused_under_audit_too_naming_the_compliant_providers() {
+    let clusters = [
+        provider_cluster("a", "Alpha"),
+        provider_cluster("b", "Alpha"),
+    ];
+    let decision = workload("internal")
+        .audit()
+        .min_providers(2)
+        .decide(clusters);
+    let reasons = refusal(&decision);
+    assert!(
+        reasons.contains(&Reason::NotEnoughProviders {
+            wanted: 2,
+            found: s(&["Alpha"]),
+        }),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .find(|r| r.code() == "NotEnoughProviders")
+            .is_some_and(|r| r.to_string().contains("only from one provider: Alpha")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_provider_whose_parent_is_exposed_to_non_eu_law_stops_qualifying_for_confidential() {
+    let exposed = gov_nl().parent("Overseas Group", "US", true);
+    let decision = workload("confidential").decide([exposed]);
+    assert!(
+        cluster_reasons(&decision, GOV_NL).contains(&Reason::ExtraterritorialExposure {
+            provider: "Overseas Group".into()
+        }),
+        "{decision:#?}"
+    );
+    assert!(matches!(decision.outcome, Outcome::Refused(_)));
+}
+
+#[test]
+fn diversity_keeps_the_current_placement_of_each_provider() {
+    let clusters = [
+        provider_cluster("a1", "Alpha"),
+        provider_cluster("a2", "Alpha"),
+        provider_cluster("b1", "Beta"),
+        provider_cluster("b2", "Beta"),
+    ];
+    let decision = workload("internal")
+        .min_providers(2)
+        .currently_on("a2", ["general"])
+        .currently_on("b2", ["general"])
+        .decide(clusters);
+    let placed: Vec<String> = targets(&decision).into_iter().map(|t| t.cluster).collect();
+    assert_eq!(placed, s(&["a2", "b2"]));
+}
+
+#[test]
+fn a_workload_with_a_compliant_cluster_of_another_provider_is_exit_ready() {
+    let clusters: Vec<ClusterFacts> = [
+        provider_cluster("a", "Alpha"),
+        provider_cluster("a2", "Alpha"),
+        provider_cluster("b", "Beta"),
+        provider_cluster("us", "Gamma").country("US"),
+    ]
+    .into_iter()
+    .map(|c| c.0)
+    .collect();
+    let decision = workload("internal")
+        .currently_on("a", ["general"])
+        .decide(clusters.clone());
+    let exit = sovra::policy::exit_readiness(&decision, &clusters).unwrap();
+    assert_eq!(exit.providers, s(&["Alpha"]));
+    assert_eq!(
+        exit.alternatives,
+        [sovra::policy::Alternative {
+            cluster: "b".into(),
+            provider: "Beta".into()
+        }],
+        "another cluster of the same provider and a non-compliant one are no way out"
+    );
+    assert!(!exit.stranded());
+}
+
+#[test]
+fn a_workload_whose_only_compliant_provider_is_the_one_it_runs_on_is_stranded_but_placed() {
+    let clusters: Vec<ClusterFacts> = [
+        provider_cluster("a", "Alpha"),
+        provider_cluster("b", "Beta").parent("Alpha", "NL", false),
+    ]
+    .into_iter()
+    .map(|c| c.0)
+    .collect();
+    let decision = workload("internal").decide(clusters.clone());
+    assert!(matches!(decision.outcome, Outcome::Placed(_)));
+    let exit = sovra::policy::exit_readiness(&decision, &clusters).unwrap();
+    assert!(exit.stranded(), "{exit:?}");
+    let refused = workload("internal").decide(Vec::<ClusterFacts>::new());
+    assert!(sovra::policy::exit_readiness(&refused, &[]).is_none());
+}
+
+proptest! {
+    #[test]
+    fn exit_alternatives_are_compliant_clusters_of_providers_the_workload_does_not_use(
+        world in arb_world()
+    ) {
+        let decision = decide(&world.workload.request(), &world.clusters);
+        if let Some(exit) = sovra::policy::exit_readiness(&decision, &world.clusters) {
+            for alternative in &exit.alternatives {
+                prop_assert!(!exit.providers.contains(&alternative.provider));
+                prop_assert!(verdict(&decision, &alternative.cluster, None).compliant);
+            }
+            prop_assert_eq!(exit.stranded(), exit.alternatives.is_empty());
+        } else {
+            prop_assert!(matches!(decision.outcome, Outcome::Refused(_)));
+        }
     }
 }

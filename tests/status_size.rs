@@ -33,6 +33,7 @@ fn fleet() -> Vec<ClusterFacts> {
                     name: format!("Provider number {c} of a long name"),
                     headquarters_country: if c % 2 == 0 { "NL" } else { "US" }.to_owned(),
                     extraterritorial_exposure: c % 2 == 1,
+                    parent: None,
                 },
                 operated_by: OperatedBy::EuProvider,
                 certifications: Vec::new(),

@@ -58,6 +58,31 @@ pub struct SensitivityClassSpec {
     pub certifications: CertificationRequirements,
     #[serde(default)]
     pub node_pool: NodePoolRequirements,
+    #[serde(default)]
+    pub continuity: ContinuityRequirements,
+}
+
+/// What the class asks for so that its workloads can switch when a provider falls away.
+#[derive(JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinuityRequirements {
+    /// Spread each workload's clusters over at least this many distinct providers (see
+    /// `Provider.parent`). A platform rule: `enforcement: audit` does not relax it.
+    #[serde(default = "one_provider")]
+    #[schemars(range(min = 1, max = bounds::CLUSTERS))]
+    pub min_providers: i32,
+}
+
+fn one_provider() -> i32 {
+    1
+}
+
+impl Default for ContinuityRequirements {
+    fn default() -> Self {
+        Self {
+            min_providers: one_provider(),
+        }
+    }
 }
 
 /// Where the cluster (and each node of the pool) must be.

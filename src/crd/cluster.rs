@@ -73,6 +73,35 @@ pub struct Provider {
     /// True when the provider or its parent is subject to non-EU law that can compel access
     /// to data (e.g. the US CLOUD Act). Required: an administrator must state it.
     pub extraterritorial_exposure: bool,
+    /// The group that ultimately controls the provider, when it is not the provider itself.
+    /// Clusters of providers with the same parent count as one provider for diversity, and the
+    /// parent's headquarters and exposure are held to the class like the provider's own.
+    /// Declared by an administrator; Sovra does not verify it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProviderParent>,
+}
+
+/// The group that ultimately controls a provider.
+#[derive(JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderParent {
+    #[schemars(length(min = 1, max = bounds::DISPLAY_NAME))]
+    pub name: String,
+    /// Country of the parent's headquarters.
+    #[schemars(schema_with = "schema::country")]
+    pub headquarters_country: String,
+    /// True when the parent is subject to non-EU law that can compel access to data.
+    pub extraterritorial_exposure: bool,
+}
+
+impl Provider {
+    /// Who a cluster's provider is, for diversity: its parent when it has one, else itself.
+    /// Two clusters are from the same provider when this is the same.
+    pub fn identity(&self) -> &str {
+        self.parent
+            .as_ref()
+            .map_or(&self.name, |parent| &parent.name)
+    }
 }
 
 /// How Sovra reaches the cluster: exactly one of `local` or `kubeconfigSecretRef`.

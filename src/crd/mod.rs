@@ -12,11 +12,11 @@ mod vocabulary;
 mod workload;
 
 pub use class::{
-    CertificationRequirements, LocationRequirements, NodePoolRequirements, ProviderRequirements,
-    SensitivityClass, SensitivityClassSpec,
+    CertificationRequirements, ContinuityRequirements, LocationRequirements, NodePoolRequirements,
+    ProviderRequirements, SensitivityClass, SensitivityClassSpec,
 };
 pub use cluster::{
-    ClusterConnection, NodePoolStatus, Provider, SecretKeyRef, SovereignCluster,
+    ClusterConnection, NodePoolStatus, Provider, ProviderParent, SecretKeyRef, SovereignCluster,
     SovereignClusterSpec, SovereignClusterStatus,
 };
 pub use vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};

@@ -80,6 +80,11 @@ pub struct PlacementPreferences {
     /// When a placed cluster becomes unreachable, place on another compliant cluster.
     #[serde(default)]
     pub failover: bool,
+    /// Spread over at least this many distinct providers. Can only raise the class's
+    /// `continuity.minProviders`, never lower it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = bounds::CLUSTERS))]
+    pub min_providers: Option<i32>,
 }
 
 impl Default for PlacementPreferences {
@@ -89,6 +94,7 @@ impl Default for PlacementPreferences {
             required_countries: Vec::new(),
             clusters: 1,
             failover: false,
+            min_providers: None,
         }
     }
 }

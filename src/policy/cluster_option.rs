@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 /// A cluster that can take (part of) the workload, with the key it is ranked by.
 pub(super) struct ClusterOption {
     pub(super) rank: (bool, usize, usize, Reverse<i64>, String),
+    /// Who the cluster's provider is, for diversity ([`crate::crd::Provider::identity`]).
+    pub(super) provider: String,
     pub(super) target: Target,
 }
 
@@ -104,6 +106,7 @@ impl EvaluatedCluster<'_> {
         let mut pools: Vec<String> = chosen.iter().map(|(pool, _)| pool.name.clone()).collect();
         pools.sort();
         Some(ClusterOption {
+            provider: self.facts.spec.provider.identity().to_owned(),
             rank: (
                 current.is_none(),
                 violations.len(),
@@ -122,6 +125,30 @@ impl EvaluatedCluster<'_> {
             },
         })
     }
+}
+
+/// Chooses `slots` options, best rank first, such that they come from at least `min_providers`
+/// distinct providers: first the best option of each provider, in rank order, until that many
+/// providers are in; then the best of the rest. `options` must be sorted by rank, and must hold
+/// enough options and providers (the engine refuses otherwise).
+pub(super) fn choose(
+    options: Vec<ClusterOption>,
+    slots: usize,
+    min_providers: usize,
+) -> Vec<ClusterOption> {
+    let mut providers = BTreeSet::new();
+    let (mut chosen, mut rest): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for option in options {
+        if providers.len() < min_providers && providers.insert(option.provider.clone()) {
+            chosen.push(option);
+        } else {
+            rest.push(option);
+        }
+    }
+    let room = slots.saturating_sub(chosen.len());
+    chosen.extend(rest.into_iter().take(room));
+    chosen.sort_by(|a, b| a.rank.cmp(&b.rank));
+    chosen
 }
 
 /// Spreads replicas over the chosen clusters: equal shares, the remainder to the first ones by

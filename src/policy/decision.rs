@@ -41,6 +41,18 @@ pub struct WorkloadRequest<'a> {
     pub current: &'a [CurrentPlacement],
 }
 
+impl WorkloadRequest<'_> {
+    /// Distinct providers the workload must be spread over: the class's
+    /// `continuity.minProviders`, raised (never lowered) by the workload's own.
+    pub fn min_providers(&self) -> i32 {
+        self.class
+            .continuity
+            .min_providers
+            .max(self.preferences.min_providers.unwrap_or(1))
+            .max(1)
+    }
+}
+
 /// The verdict on one cluster (`pool: None`) or one of its pools. Empty `reasons` = compliant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -138,10 +150,10 @@ impl Decision {
         let Outcome::Refused(reasons) = &self.outcome else {
             return None;
         };
-        if let Some(too_few) = reasons
-            .iter()
-            .find(|r| matches!(r, Reason::NotEnoughClusters { found, .. } if *found > 0))
-        {
+        if let Some(too_few) = reasons.iter().find(|r| {
+            matches!(r, Reason::NotEnoughClusters { found, .. } if *found > 0)
+                || matches!(r, Reason::NotEnoughProviders { found, .. } if !found.is_empty())
+        }) {
             return Some(too_few);
         }
         let on_clusters = self.verdicts.iter().filter(|v| v.pool.is_none());

@@ -8,11 +8,14 @@
 //! 2. Class requirements: jurisdiction, countries, provider, operator, certifications and
 //!    dedicated pools. `enforcement: audit` reports these instead of refusing.
 //! 3. When nothing qualifies the decision is a refusal listing every reason: never a fallback.
+//!    Too few qualifying clusters (`clusters`) or distinct providers (`minProviders`, by
+//!    parent) is a refusal too; no requirement is weakened to place.
 //! 4. Among qualifying clusters: keep the current placement (stability), then prefer compliant
 //!    over audit-violating, then `preferredCountries` order, then more sovereign nodes, then
-//!    name, so the result never depends on input order.
+//!    name, so the result never depends on input order. With `minProviders` N, the best
+//!    cluster of each of N providers is taken first, then the best of the rest.
 
-use super::cluster_option::spread;
+use super::cluster_option::{choose, spread};
 use super::decision::{ClusterFacts, Decision, Outcome, Reachability, Verdict, WorkloadRequest};
 use super::evaluation::evaluate_cluster;
 use super::reason::Reason;
@@ -94,7 +97,19 @@ fn decide_once(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Deci
 
     let wanted = request.preferences.clusters.max(1);
     let wanted_len = usize::try_from(wanted).unwrap_or(usize::MAX);
-    if options.len() < wanted_len {
+    let min_providers = request.min_providers();
+    let min_providers_len = usize::try_from(min_providers).unwrap_or(usize::MAX);
+    let providers: BTreeSet<String> = options.iter().map(|o| o.provider.clone()).collect();
+    // A platform rule: too few providers refuses under `audit` too, and is never weakened.
+    // With one provider required, having none is already said by every candidate's reasons.
+    let too_few_providers =
+        (min_providers_len > 1 && providers.len() < min_providers_len).then(|| {
+            Reason::NotEnoughProviders {
+                wanted: min_providers,
+                found: providers.iter().cloned().collect(),
+            }
+        });
+    if options.len() < wanted_len || too_few_providers.is_some() {
         let mut reasons: BTreeSet<Reason> = verdicts
             .iter()
             .flat_map(|v| v.reasons.iter().cloned())
@@ -102,7 +117,8 @@ fn decide_once(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Deci
         if clusters.is_empty() {
             reasons.insert(Reason::NoClusters);
         }
-        if wanted > 1 || reasons.is_empty() {
+        reasons.extend(too_few_providers);
+        if options.len() < wanted_len && (wanted > 1 || reasons.is_empty()) {
             reasons.insert(Reason::NotEnoughClusters {
                 wanted,
                 found: i32::try_from(options.len()).unwrap_or(i32::MAX),
@@ -116,8 +132,12 @@ fn decide_once(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Deci
     }
 
     options.sort_by(|a, b| a.rank.cmp(&b.rank));
-    options.truncate(wanted_len);
-    let targets = spread(request.replicas, options);
+    let chosen = choose(
+        options,
+        wanted_len.max(min_providers_len),
+        min_providers_len,
+    );
+    let targets = spread(request.replicas, chosen);
     Decision {
         enforcement,
         outcome: Outcome::Placed(targets),

@@ -43,6 +43,23 @@ pub(super) fn evaluate_cluster<'a>(
             provider: spec.provider.name.clone(),
         });
     }
+    // The group that controls the provider answers to its own law: a provider bought by a
+    // non-EU parent stops qualifying where the class cares about headquarters or exposure.
+    if let Some(parent) = &spec.provider.parent {
+        let parent_hq = jurisdiction_of(&parent.headquarters_country);
+        if !allowed_hq.is_empty() && !allowed_hq.contains(&parent_hq) {
+            reasons.push(Reason::ProviderHeadquartersNotAllowed {
+                provider: parent.name.clone(),
+                country: parent.headquarters_country.clone(),
+                jurisdiction: parent_hq,
+            });
+        }
+        if parent.extraterritorial_exposure && !class.provider.extraterritorial_exposure_allowed {
+            reasons.push(Reason::ExtraterritorialExposure {
+                provider: parent.name.clone(),
+            });
+        }
+    }
     if !class.provider.operated_by.is_empty()
         && !class.provider.operated_by.contains(&spec.operated_by)
     {

@@ -7,6 +7,7 @@ mod country;
 mod decision;
 mod engine;
 mod evaluation;
+mod exit;
 mod node_pool;
 mod pod_placement;
 mod reason;
@@ -18,6 +19,7 @@ pub use decision::{
     WorkloadRequest,
 };
 pub use engine::decide;
+pub use exit::{Alternative, ExitReadiness, exit_readiness};
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use pod_placement::{Allowed, PodOwner, allowed_on, pod_violations};
 pub use reason::{Reason, Severity};

@@ -73,6 +73,12 @@ pub enum Reason {
         wanted: i32,
         found: i32,
     },
+    /// Fewer distinct providers (by parent) offer a compliant cluster than the class or the
+    /// workload asks for (`minProviders`); `found` names the compliant providers that exist.
+    NotEnoughProviders {
+        wanted: i32,
+        found: Vec<String>,
+    },
     /// There is no SovereignCluster at all.
     NoClusters,
     /// The workload names a SensitivityClass that does not exist.
@@ -115,6 +121,7 @@ impl Reason {
             Self::NoneOfCertifications { .. } => "NoneOfCertifications",
             Self::PoolNotDedicated { .. } => "PoolNotDedicated",
             Self::NotEnoughClusters { .. } => "NotEnoughClusters",
+            Self::NotEnoughProviders { .. } => "NotEnoughProviders",
             Self::NoClusters => "NoClusters",
             Self::ClassNotFound { .. } => "ClassNotFound",
         }
@@ -193,6 +200,20 @@ impl fmt::Display for Reason {
             Self::NotEnoughClusters { wanted, found } => write!(
                 f,
                 "{wanted} distinct compliant clusters requested, {found} qualify"
+            ),
+            Self::NotEnoughProviders { wanted, found } if found.is_empty() => write!(
+                f,
+                "{wanted} distinct providers required (minProviders), no provider offers a compliant cluster"
+            ),
+            Self::NotEnoughProviders { wanted, found } => write!(
+                f,
+                "{wanted} distinct providers required (minProviders), compliant clusters exist only from {}: {}",
+                if found.len() == 1 {
+                    "one provider"
+                } else {
+                    "these providers"
+                },
+                found.join(", ")
             ),
             Self::NoClusters => f.write_str("no SovereignCluster exists"),
             Self::ClassNotFound { class } => write!(f, "SensitivityClass {class} not found"),
