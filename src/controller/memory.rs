@@ -2,6 +2,7 @@
 //! do (or record) the same thing twice: statuses written, decisions recorded, releases,
 //! invalid objects reported, and what was applied to each child.
 
+use super::exit_tally::ExitTally;
 use crate::sync::lock;
 use k8s_openapi::api::apps::v1::Deployment;
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Memory {
     /// Undeserializable workloads already reported, with a digest of the problem: each
     /// distinct problem is published once.
     pub invalid: Mutex<HashMap<String, u64>>,
+    /// Each placed workload's exit standing, behind the exit-readiness gauges.
+    pub exit: ExitTally,
 }
 
 impl Memory {

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub cluster_reachable: Family<Labels, Gauge>,
     /// Reconciles running right now: how much of the controller's queue is being worked on.
     pub reconciles_in_flight: Family<Labels, Gauge>,
+    /// Placed workloads with no compliant alternative of another provider, by class.
+    pub workloads_stranded: Family<Labels, Gauge>,
+    /// Placed workloads per provider (by parent) and class: concentration at a glance.
+    pub provider_placements: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -38,6 +42,8 @@ impl Default for Metrics {
         let violations = Family::<Labels, Counter>::default();
         let cluster_reachable = Family::<Labels, Gauge>::default();
         let reconciles_in_flight = Family::<Labels, Gauge>::default();
+        let workloads_stranded = Family::<Labels, Gauge>::default();
+        let provider_placements = Family::<Labels, Gauge>::default();
         registry.register(
             "reconciliations",
             "Reconciles run, by controller",
@@ -78,6 +84,16 @@ impl Default for Metrics {
             "Reconciles currently running, by controller",
             reconciles_in_flight.clone(),
         );
+        registry.register(
+            "workloads_stranded",
+            "Placed workloads without a compliant cluster of another provider, by class",
+            workloads_stranded.clone(),
+        );
+        registry.register(
+            "provider_placements",
+            "Placed workloads per provider (its parent, when it has one) and class",
+            provider_placements.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciliations,
@@ -88,6 +104,8 @@ impl Default for Metrics {
             violations,
             cluster_reachable,
             reconciles_in_flight,
+            workloads_stranded,
+            provider_placements,
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod deployment;
 mod drain;
 mod drift;
 mod error_reports;
+mod exit_status;
+mod exit_tally;
 mod fleet;
 mod http;
 mod invalid;

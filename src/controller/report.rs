@@ -2,13 +2,15 @@
 //! the decision was carried out) and the Events on the workload.
 
 use super::context::Context;
+use super::exit_status::ExitChange;
+use super::exit_tally::Standing;
 use super::metrics::labels;
 use super::status::truncate;
 use super::transition::Transition;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::SovereignWorkload;
-use crate::policy::{Decision, Outcome};
+use crate::policy::{Decision, ExitReadiness, Outcome};
 use crate::sync::lock;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -164,6 +166,65 @@ pub(super) async fn publish_decision(
                     .inc();
             }
         }
+    }
+}
+
+/// Exit readiness after a decision: the gauges follow the workload's standing, and a Warning
+/// `NoExitAlternative` when it became stranded, a Normal `ExitAlternativeAvailable` when it
+/// recovered; nothing while it stays as it was.
+pub(super) async fn publish_exit(
+    ctx: &Context,
+    workload: &SovereignWorkload,
+    exit: Option<&ExitReadiness>,
+    change: Option<ExitChange>,
+) {
+    let uid = workload.uid().unwrap_or_default();
+    let standing = exit.map(|exit| Standing {
+        class: workload.spec.sensitivity.clone(),
+        providers: exit.providers.clone(),
+        stranded: exit.stranded(),
+    });
+    ctx.memory.exit.set(&ctx.metrics, &uid, standing);
+    let Some(exit) = exit else {
+        return;
+    };
+    let runs_on = exit.providers.join(", ");
+    match change {
+        Some(ExitChange::Stranded) => {
+            let note = format!(
+                "no compliant cluster of a provider other than {runs_on} could host this workload: if {runs_on} failed or stopped qualifying it could not move; it keeps running"
+            );
+            publish(
+                ctx,
+                workload,
+                EventType::Warning,
+                "NoExitAlternative",
+                "Place",
+                &note,
+            )
+            .await;
+        }
+        Some(ExitChange::Recovered) => {
+            let names: Vec<&str> = exit
+                .alternatives
+                .iter()
+                .map(|a| a.cluster.as_str())
+                .collect();
+            let note = format!(
+                "compliant clusters of other providers could host this workload again: {}",
+                names.join(", ")
+            );
+            publish(
+                ctx,
+                workload,
+                EventType::Normal,
+                "ExitAlternativeAvailable",
+                "Place",
+                &note,
+            )
+            .await;
+        }
+        None => {}
     }
 }
 

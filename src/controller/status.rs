@@ -46,6 +46,7 @@ pub fn invalid_spec_status(
         clusters: None,
         placements: Vec::new(),
         decision: None,
+        exit: None,
         conditions,
     }
 }
@@ -246,6 +247,8 @@ pub fn workload_status(
         clusters,
         placements,
         decision: Some(decision_record(decision)),
+        // Set by `exit_status::with_exit`, from the world the decision was made in.
+        exit: None,
         conditions,
     }
 }

@@ -6,15 +6,16 @@
 use super::children::{Removal, member_error, place, plan_removals, remove_children};
 use super::context::Context;
 use super::deployment::{FIELD_MANAGER, check_template};
+use super::exit_status::{exit_change, with_exit};
 use super::invalid::reconcile_invalid;
 use super::metrics::labels;
-use super::report::{entry, publish, publish_decision, record_once};
+use super::report::{entry, publish, publish_decision, publish_exit, record_once};
 use super::status::{self, child_conflict_status, invalid_spec_status, truncate, workload_status};
 use super::transition::{Transition, transition};
 use crate::Error;
 use crate::audit::{AuditAction, ObjectRef};
 use crate::crd::{SovereignWorkload, SovereignWorkloadStatus};
-use crate::policy::{Outcome, decide_for_workload};
+use crate::policy::{Outcome, decide_for_workload, exit_readiness};
 use crate::sync::lock;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -151,10 +152,16 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         publish_decision(ctx, workload, &decision, &change).await;
     }
 
-    let status = workload_status(workload, &decision, &observed, &now);
+    let mut status = workload_status(workload, &decision, &observed, &now);
+    let exit = exit_readiness(&decision, &world.clusters);
+    let previous = workload.status.as_ref().map_or(&[][..], |s| &s.conditions);
+    with_exit(&mut status, exit.as_ref(), previous, &now);
+    let exit_changed = exit_change(workload.status.as_ref(), &status);
     let newly_unreachable = ready_reason(Some(&status)) == Some("ClusterUnreachable")
         && ready_reason(workload.status.as_ref()) != Some("ClusterUnreachable");
     write_status(workload, ctx, status).await?;
+    // After the write, so a retried reconcile (failed write) publishes the change once.
+    publish_exit(ctx, workload, exit.as_ref(), exit_changed).await;
     if newly_unreachable {
         let unreachable = decision.unreachable_clusters();
         let note = format!(
@@ -322,6 +329,7 @@ async fn cleanup(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, 
         })
         .collect();
     ctx.memory.prune_workloads(|uid| live.contains(uid));
+    ctx.memory.exit.set(&ctx.metrics, &uid, None);
     Ok(Action::await_change())
 }
 

@@ -21,9 +21,9 @@ pub use cluster::{
 };
 pub use vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};
 pub use workload::{
-    CandidateCounts, CandidateVerdict, Placement, PlacementDecision, PlacementPreferences,
-    RejectionGroup, SovereignWorkload, SovereignWorkloadSpec, SovereignWorkloadStatus,
-    WorkloadPhase,
+    CandidateCounts, CandidateVerdict, ExitAlternative, ExitStatus, Placement, PlacementDecision,
+    PlacementPreferences, RejectionGroup, SovereignWorkload, SovereignWorkloadSpec,
+    SovereignWorkloadStatus, WorkloadPhase,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

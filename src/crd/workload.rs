@@ -148,9 +148,37 @@ pub struct SovereignWorkloadStatus {
     pub placements: Vec<Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<PlacementDecision>,
+    /// Placed workloads only: could it switch away from the providers it runs on now?
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::conditions")]
     pub conditions: Vec<Condition>,
+}
+
+/// Exit readiness: the compliant clusters of *other* providers (by parent) that could host
+/// the workload now. None at all means it is stranded: it keeps running, as an early warning.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitStatus {
+    /// The first alternatives by cluster name; `alternativeCount` counts them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::LISTED_CANDIDATES))]
+    pub alternatives: Vec<ExitAlternative>,
+    pub alternative_count: i32,
+    /// True when there is no alternative.
+    pub stranded: bool,
+}
+
+/// A compliant cluster of another provider that could host the workload now.
+#[derive(JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitAlternative {
+    #[schemars(length(max = bounds::OBJECT_NAME))]
+    pub cluster: String,
+    /// The provider's parent, or the provider when it has none.
+    #[schemars(length(max = bounds::DISPLAY_NAME))]
+    pub provider: String,
 }
 
 /// Where (part of) the workload runs.
