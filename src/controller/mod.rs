@@ -34,6 +34,8 @@ mod report;
 mod settings;
 mod startup;
 pub mod status;
+#[cfg(test)]
+mod tests;
 mod transition;
 mod workload;
 mod world;
