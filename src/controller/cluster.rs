@@ -14,6 +14,7 @@ use super::report::publish;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::{SovereignCluster, SovereignClusterStatus};
+use crate::sync::lock;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
@@ -22,6 +23,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,7 +127,19 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
     }
 
     let lost = sovereignty_lost(cluster.status.as_ref(), &status);
-    if !lost.is_empty() {
+    // Recorded once: a retry after a failed status write judges against the same previous
+    // status and finds the same loss, which happened once.
+    let loss = {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (
+            serde_json::to_string(&cluster.status).unwrap_or_default(),
+            &lost,
+        )
+            .hash(&mut hasher);
+        hasher.finish()
+    };
+    let already = lock(&ctx.memory.sovereignty_lost).get(&uid) == Some(&loss);
+    if !lost.is_empty() && !already {
         let note = format!("no longer sovereign: {}", lost.join("; "));
         ctx.audit
             .record(AuditEntry {
@@ -146,6 +160,7 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             &note,
         )
         .await;
+        lock(&ctx.memory.sovereignty_lost).insert(uid.clone(), loss);
     }
 
     if cluster.status.as_ref() != Some(&status) {

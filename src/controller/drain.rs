@@ -173,4 +173,5 @@ fn forget_cluster(ctx: &Context, cluster: &SovereignCluster) {
         .cluster_statuses
         .forget(&cluster.uid().unwrap_or_default());
     ctx.applied.forget_cluster(&cluster.name_any());
+    crate::sync::lock(&ctx.memory.sovereignty_lost).remove(&cluster.uid().unwrap_or_default());
 }

@@ -60,16 +60,6 @@ pub(super) async fn reconcile_invalid(
     if lock(&ctx.memory.invalid).get(&uid) == Some(&problem) {
         return Ok(Action::await_change());
     }
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "InvalidSpec".to_owned(),
-        note: Some(message.clone()),
-        action: "Validate".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-        tracing::warn!(%error, "could not publish event");
-    }
     let raw: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         &namespace,
@@ -91,6 +81,17 @@ pub(super) async fn reconcile_invalid(
         &Patch::Apply(&body),
     )
     .await?;
+    // After the status write: a retry after a failed write publishes the problem once.
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidSpec".to_owned(),
+        note: Some(message.clone()),
+        action: "Validate".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(%error, "could not publish event");
+    }
     lock(&ctx.memory.invalid).insert(uid, problem);
     Ok(Action::await_change())
 }

@@ -28,6 +28,9 @@ pub struct Memory {
     pub invalid: Mutex<HashMap<String, u64>>,
     /// Each placed workload's exit standing, behind the exit-readiness gauges.
     pub exit: ExitTally,
+    /// The loss of sovereignty last recorded for each SovereignCluster, with the status it was
+    /// judged against: a retry after a failed status write does not record it again.
+    pub sovereignty_lost: Mutex<HashMap<String, u64>>,
 }
 
 impl Memory {

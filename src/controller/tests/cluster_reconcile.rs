@@ -4,10 +4,11 @@
 //! status, awaited one after the other).
 
 use super::super::cluster::reconcile;
-use super::fixtures::{Cluster, Harness, within};
+use super::fixtures::{Cluster, Harness, Step, within};
 use super::objects::{HUB, condition, hub_cluster, node, shipped_classes};
 use super::requests::{cluster_status, publish_event};
 use crate::crd::SovereignCluster;
+use http::{Method, StatusCode};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
@@ -154,4 +155,55 @@ async fn a_pool_that_stops_being_sovereign_is_recorded_and_announced_once() {
             .as_str()
             .is_some_and(|r| r.starts_with("node pool gov-spare"))
     );
+}
+
+#[tokio::test]
+async fn a_loss_recorded_before_a_failed_status_write_is_not_recorded_again_on_the_retry() {
+    let mut h = Harness::new(hub()).await;
+    let status_path = format!("/apis/sovra.dev/v1alpha1/sovereignclusters/{HUB}/status");
+    let verifier = h.serve(vec![
+        cluster_status(&hub_cluster()),
+        publish_event("default"),
+        // The status write after the loss fails ...
+        Step::new(Method::PATCH, status_path, |_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "reason": "InternalError", "message": "etcd timeout", "code": 500}),
+            )
+        }),
+        // ... and the retry writes it, with no second Event before it.
+        cluster_status(&hub_cluster()),
+    ]);
+    let first = within(
+        "the first observation",
+        reconcile(guard(hub_cluster()), h.ctx()),
+    )
+    .await;
+    h.feeds
+        .nodes
+        .apply_watcher_event(&watcher::Event::Apply(node(
+            "gov-spare-0",
+            "gov-spare",
+            false,
+            None,
+        )));
+    h.ctx().world.invalidate();
+    let failed = within(
+        "the loss, then a failed write",
+        reconcile(guard(hub_cluster()), h.ctx()),
+    )
+    .await;
+    let retried = within("the retry", reconcile(guard(hub_cluster()), h.ctx())).await;
+    let served = h.finish(verifier).await;
+
+    assert!(first.is_ok());
+    assert!(failed.is_err(), "the failed write fails the reconcile");
+    assert!(retried.is_ok());
+    assert_eq!(
+        served.len(),
+        4,
+        "the retry sent only its status write: {served:?}"
+    );
+    assert_eq!(h.audit_actions(), ["SovereigntyLost"], "recorded once");
 }

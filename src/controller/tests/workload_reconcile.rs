@@ -267,9 +267,11 @@ async fn an_undeserializable_workload_is_reported_once_per_problem_and_nothing_e
         serde_json::from_value(broken.clone()).expect("a guard");
     assert!(invalid.0.is_err(), "the object does not deserialize");
     let invalid = Arc::new(invalid);
+    // The status first, then the Event: a failed status write is retried without having
+    // published the problem already.
     let verifier = h.serve(vec![
-        publish_event(NAMESPACE),
         invalid_workload_status("broken", broken),
+        publish_event(NAMESPACE),
     ]);
     let first = within("reporting", reconcile(invalid.clone(), h.ctx())).await;
     // The same problem again (a resync, a relist): the script has ended, so any request
@@ -279,8 +281,8 @@ async fn an_undeserializable_workload_is_reported_once_per_problem_and_nothing_e
 
     assert_eq!(first.expect("reported"), Action::await_change());
     assert_eq!(again.expect("left alone"), Action::await_change());
-    let [event, status] = &served[..] else {
-        panic!("an Event and a status: {served:?}");
+    let [status, event] = &served[..] else {
+        panic!("a status and an Event: {served:?}");
     };
     assert_eq!(event.body["reason"], "InvalidSpec");
     assert_eq!(event.body["type"], "Warning");
