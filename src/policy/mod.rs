@@ -10,6 +10,7 @@ mod evaluation;
 mod node_pool;
 mod pod_placement;
 mod reason;
+mod refusal;
 mod workload;
 
 pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
@@ -21,6 +22,7 @@ pub use engine::decide;
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use pod_placement::{Allowed, PodOwner, allowed_on, pod_violations};
 pub use reason::{Reason, Severity};
+pub use refusal::{RefusalSummary, refusal_summary};
 pub use workload::{
     cluster_facts, current_placements, decide_for_workload, decision_record, placement_record,
 };
