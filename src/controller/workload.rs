@@ -148,10 +148,10 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     let recorded =
         change != Transition::Unchanged && record_once(ctx, workload, &change, &decision).await?;
     if recorded {
-        publish_decision(ctx, workload, &decision, &change).await;
+        publish_decision(ctx, workload, &decision, &change, &world.clusters).await;
     }
 
-    let status = workload_status(workload, &decision, &observed, &now);
+    let status = workload_status(workload, &decision, &world.clusters, &observed, &now);
     let newly_unreachable = ready_reason(Some(&status)) == Some("ClusterUnreachable")
         && ready_reason(workload.status.as_ref()) != Some("ClusterUnreachable");
     write_status(workload, ctx, status).await?;
