@@ -103,13 +103,17 @@ async fn workload_no_cluster_qualifies_for_is_refused_with_reasons_and_gets_no_d
     let placed = condition(&refused, "Placed");
     assert_eq!(placed["status"], "False");
     assert_eq!(placed["reason"], "CountryNotRequested");
+    // The deciding constraint leads, then the nearest candidate, then every reason.
+    let summary = "no SovereignCluster is in DE (requiredCountries: [DE]); clusters exist in NL; nearest: rijkscloud-nl/";
+    let message = placed["message"].as_str().unwrap();
+    assert!(message.starts_with(summary), "{message}");
     let event = wait_for_event(&server, NAMESPACE, "exchange", "PlacementRefused").await;
     assert_eq!(event["type"], "Warning");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.starts_with(summary), "{note}");
     assert!(
-        event["note"]
-            .as_str()
-            .unwrap()
-            .contains("country NL is not in spec.placement.requiredCountries")
+        note.contains("country NL is not in spec.placement.requiredCountries"),
+        "{note}"
     );
     assert!(
         server
@@ -135,12 +139,14 @@ async fn removing_a_certification_from_the_cluster_refuses_the_workload_and_scal
     server.put(cluster).unwrap();
 
     let refused = wait_for_phase(&server, "tax", "Refused").await;
+    let message = condition(&refused, "Placed")["message"].as_str().unwrap();
     assert!(
-        condition(&refused, "Placed")["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing certifications: BIO")
+        message.starts_with(
+            "no cluster holds certification BIO, which the class requires; nearest: rijkscloud-nl/"
+        ),
+        "{message}"
     );
+    assert!(message.contains("missing certifications: BIO"), "{message}");
     // Nothing may keep running where the class is no longer met; the Deployment itself stays,
     // inspectable, until the workload is placed again or deleted.
     eventually("Deployment scaled to zero", WAIT, || async {

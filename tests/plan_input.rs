@@ -95,6 +95,16 @@ fn the_shipped_examples_exit_1_with_one_refusal() {
         "{}",
         stdout(&output)
     );
+    // The refusal block leads with the deciding constraint and the nearest candidate.
+    assert!(
+        stdout(&output).contains(
+            "\n  refused: country and provider headquarters together rule out every candidate: "
+        ) && stdout(&output).contains(
+            "; nearest: rijkscloud-nl/gov-confidential, which meets every requirement but country ("
+        ),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]

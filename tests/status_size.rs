@@ -88,9 +88,10 @@ fn classes() -> BTreeMap<String, SensitivityClassSpec> {
 }
 
 fn status_bytes(workload: &SovereignWorkload) -> (usize, serde_json::Value) {
-    let decision = decide_for_workload(workload, &classes(), &fleet());
+    let fleet = fleet();
+    let decision = decide_for_workload(workload, &classes(), &fleet);
     let now = Time(jiff::Timestamp::UNIX_EPOCH);
-    let status = workload_status(workload, &decision, &BTreeMap::new(), &now);
+    let status = workload_status(workload, &decision, &fleet, &BTreeMap::new(), &now);
     let json = serde_json::to_value(&status).unwrap();
     (serde_json::to_string(&json).unwrap().len(), json)
 }

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::crd::{SensitivityClassSpec, SovereignWorkload};
 use crate::policy::{
     ClusterFacts, Decision, NodeFacts, Outcome, Reachability, cluster_facts, decide_for_workload,
-    decision_record, node_pools, placement_record,
+    decision_record, node_pools, placement_record, refusal_summary,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub fn plan(
         .filter(|(_, d)| matches!(d.outcome, Outcome::Refused(_)))
         .count();
     let rendered = match output {
-        OutputFormat::Table => render_table(&manifests, &decisions, explain),
+        OutputFormat::Table => render_table(&manifests, &clusters, &decisions, explain),
         OutputFormat::Json => render_json(&decisions),
     };
     PlanReport {
@@ -132,6 +132,7 @@ fn workload_name(w: &SovereignWorkload) -> String {
 
 fn render_table(
     manifests: &Manifests,
+    clusters: &[ClusterFacts],
     decisions: &[(&SovereignWorkload, Decision)],
     explain: bool,
 ) -> String {
@@ -204,9 +205,12 @@ fn render_table(
         }
         let _ = writeln!(out, "\n{} ({}):", workload_name(w), w.spec.sensitivity);
         if let Outcome::Refused(reasons) = &d.outcome {
+            if let Some(summary) = refusal_summary(d, clusters, &w.spec.placement) {
+                let _ = writeln!(out, "  refused: {summary}");
+            }
             let _ = writeln!(
                 out,
-                "  refused; no cluster and node pool satisfies the class. Reasons:"
+                "  no cluster and node pool satisfies the class. Reasons:"
             );
             if d.verdicts.is_empty() {
                 for reason in reasons {

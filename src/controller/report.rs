@@ -10,7 +10,7 @@ use super::transition::Transition;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef};
 use crate::crd::SovereignWorkload;
-use crate::policy::{Decision, ExitReadiness, Outcome};
+use crate::policy::{ClusterFacts, Decision, ExitReadiness, Outcome, refusal_summary};
 use crate::sync::lock;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -105,13 +105,17 @@ pub(super) async fn publish_decision(
     workload: &SovereignWorkload,
     decision: &Decision,
     change: &Transition,
+    clusters: &[ClusterFacts],
 ) {
     match (&decision.outcome, change) {
         (_, Transition::Unchanged) => {}
         (Outcome::Refused(_), _) => {
+            // The summary first: Events are cut at 1024 characters.
+            let summary = refusal_summary(decision, clusters, &workload.spec.placement)
+                .map_or_else(String::new, |s| format!("{s}. "));
             let lines = decision.explanation();
             let note = format!(
-                "no cluster and node pool satisfies class {}; nothing runs: {}",
+                "{summary}No cluster and node pool satisfies class {}; nothing runs: {}",
                 workload.spec.sensitivity,
                 lines.join("; ")
             );

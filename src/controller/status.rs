@@ -3,7 +3,9 @@
 //! produces an identical status and no write.
 
 use crate::crd::{Placement, SovereignWorkload, SovereignWorkloadStatus, WorkloadPhase};
-use crate::policy::{Decision, Outcome, decision_record, placement_record};
+use crate::policy::{
+    ClusterFacts, Decision, Outcome, decision_record, placement_record, refusal_summary,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::collections::BTreeMap;
 
@@ -118,9 +120,11 @@ fn previous_conditions(workload: &SovereignWorkload) -> Vec<Condition> {
         .unwrap_or_default()
 }
 
+/// `clusters` are the facts the decision was made from (a refusal's summary names them).
 pub fn workload_status(
     workload: &SovereignWorkload,
     decision: &Decision,
+    clusters: &[ClusterFacts],
     observed: &BTreeMap<String, ObservedDeployment>,
     now: &Time,
 ) -> SovereignWorkloadStatus {
@@ -148,11 +152,14 @@ pub fn workload_status(
     let phase = match &decision.outcome {
         Outcome::Refused(reasons) => {
             let reason = decision.deciding_reason().map_or("Refused", |r| r.code());
-            let message = reasons
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let summary = refusal_summary(decision, clusters, &workload.spec.placement)
+                .map_or_else(String::new, |s| format!("{s}. Reasons: "));
+            let message = summary
+                + &reasons
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
             set(CONDITION_PLACED, false, reason, message);
             set(
                 CONDITION_COMPLIANT,

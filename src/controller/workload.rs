@@ -149,10 +149,10 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     let recorded =
         change != Transition::Unchanged && record_once(ctx, workload, &change, &decision).await?;
     if recorded {
-        publish_decision(ctx, workload, &decision, &change).await;
+        publish_decision(ctx, workload, &decision, &change, &world.clusters).await;
     }
 
-    let mut status = workload_status(workload, &decision, &observed, &now);
+    let mut status = workload_status(workload, &decision, &world.clusters, &observed, &now);
     let exit = exit_readiness(&decision, &world.clusters);
     let previous = workload.status.as_ref().map_or(&[][..], |s| &s.conditions);
     with_exit(&mut status, exit.as_ref(), previous, &now);

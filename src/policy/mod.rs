@@ -11,6 +11,7 @@ mod exit;
 mod node_pool;
 mod pod_placement;
 mod reason;
+mod refusal;
 mod workload;
 
 pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
@@ -23,6 +24,7 @@ pub use exit::{Alternative, ExitReadiness, exit_readiness};
 pub use node_pool::{NodeFacts, NodePool, Taint, node_pools};
 pub use pod_placement::{Allowed, PodOwner, allowed_on, pod_violations};
 pub use reason::{Reason, Severity};
+pub use refusal::{RefusalSummary, refusal_summary};
 pub use workload::{
     cluster_facts, current_placements, decide_for_workload, decision_record, placement_record,
 };
