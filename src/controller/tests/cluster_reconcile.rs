@@ -86,6 +86,19 @@ async fn the_hub_cluster_reports_its_pools_and_that_it_is_reachable_as_the_hub()
     assert!(h.audit_actions().is_empty());
 }
 
+/// An administrator removes the sovereign label from gov-spare's only node.
+fn unlabel_gov_spare(h: &mut Harness) {
+    h.feeds
+        .nodes
+        .apply_watcher_event(&watcher::Event::Apply(node(
+            "gov-spare-0",
+            "gov-spare",
+            false,
+            None,
+        )));
+    h.ctx().world.invalidate();
+}
+
 #[tokio::test]
 async fn a_pool_that_stops_being_sovereign_is_recorded_and_announced_once() {
     let mut h = Harness::new(hub()).await;
@@ -100,16 +113,7 @@ async fn a_pool_that_stops_being_sovereign_is_recorded_and_announced_once() {
         reconcile(guard(hub_cluster()), h.ctx()),
     )
     .await;
-    // An administrator removes the sovereign label from gov-spare's only node.
-    h.feeds
-        .nodes
-        .apply_watcher_event(&watcher::Event::Apply(node(
-            "gov-spare-0",
-            "gov-spare",
-            false,
-            None,
-        )));
-    h.ctx().world.invalidate();
+    unlabel_gov_spare(&mut h);
     // The cluster cache has not caught up with the first status write: the loss is found
     // against the status Sovra remembers writing.
     let lost = within(
@@ -180,15 +184,7 @@ async fn a_loss_recorded_before_a_failed_status_write_is_not_recorded_again_on_t
         reconcile(guard(hub_cluster()), h.ctx()),
     )
     .await;
-    h.feeds
-        .nodes
-        .apply_watcher_event(&watcher::Event::Apply(node(
-            "gov-spare-0",
-            "gov-spare",
-            false,
-            None,
-        )));
-    h.ctx().world.invalidate();
+    unlabel_gov_spare(&mut h);
     let failed = within(
         "the loss, then a failed write",
         reconcile(guard(hub_cluster()), h.ctx()),
