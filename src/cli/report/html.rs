@@ -7,7 +7,7 @@ use super::escape::escape;
 use super::lang::Words;
 use super::model::{Breakdown, Report};
 use super::svg;
-use super::tables::{decision_table, exit_table, text_list};
+use super::tables::{decision_table, exit_table, short_time, text_list};
 use crate::audit::AuditAction;
 use std::fmt::Write as _;
 
@@ -25,7 +25,7 @@ ul.figures li strong{font-size:20px;color:#154273}\
 code{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}\
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}\
 th,td{border:1px solid #d5dce4;padding:4px 6px;text-align:left;vertical-align:top}th{background:#e8eef5}\
-tr.untrusted td{background:#fdecea}td ul{margin:0;padding-left:16px}\
+tr.untrusted td{background:#fdecea}td.time{white-space:nowrap}td ul{margin:0;padding-left:16px}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:4px 24px}\
 svg.chart{max-width:100%;height:auto}svg .label{font-size:12px;fill:#1b2430}svg .count{font-size:12px;fill:#4a5563}\
 svg .bar{fill:#154273}svg .bar.violation{fill:#c62828}svg .bar.lost{fill:#ef8f00}svg .axis{stroke:#9aa5b1}\
@@ -64,12 +64,12 @@ fn header(page: &mut String, r: &Report, w: &Words) {
         (None, None) => w.whole_trail.to_owned(),
         (since, until) => format!(
             "{} – {}",
-            since.as_deref().unwrap_or("…"),
-            until.as_deref().unwrap_or("…")
+            since.as_deref().map_or("…".to_owned(), short_time),
+            until.as_deref().map_or("…".to_owned(), short_time)
         ),
     };
     let span = match (&r.period.first, &r.period.last) {
-        (Some(first), Some(last)) => format!("{first} – {last}"),
+        (Some(first), Some(last)) => format!("{} – {}", short_time(first), short_time(last)),
         _ => w.none.to_owned(),
     };
     let _ = writeln!(

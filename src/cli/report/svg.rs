@@ -41,6 +41,8 @@ pub fn bars(title: &str, rows: &[(String, usize)]) -> String {
 
 const PLOT_HEIGHT: usize = 160;
 const SLOT_MIN: usize = 8;
+const SLOT_MAX: usize = 120;
+const COLUMN_MAX: usize = 28;
 const PLOT_WIDTH: usize = 900;
 
 /// Two columns per bucket (violations, sovereignty lost), with a label under every few
@@ -53,7 +55,7 @@ pub fn over_time(title: &str, buckets: &[TimeBucket], legend: [&str; 2]) -> Stri
         .max()
         .unwrap_or(0)
         .max(1);
-    let slot = (PLOT_WIDTH / buckets.len().max(1)).max(SLOT_MIN);
+    let slot = (PLOT_WIDTH / buckets.len().max(1)).clamp(SLOT_MIN, SLOT_MAX);
     let plot_width = slot * buckets.len().max(1);
     let left = 40;
     let width = left + plot_width + 20;
@@ -71,9 +73,10 @@ pub fn over_time(title: &str, buckets: &[TimeBucket], legend: [&str; 2]) -> Stri
         x2 = left + plot_width,
         tx = left - 6,
     );
-    let column = (slot.saturating_sub(2) / 2).max(2);
+    let column = (slot.saturating_sub(2) / 2).clamp(2, COLUMN_MAX);
     for (i, bucket) in buckets.iter().enumerate() {
-        let x = left + i * slot + 1;
+        // The two columns in the middle of their slot.
+        let x = left + i * slot + slot.saturating_sub(2 * column) / 2;
         let pairs = [
             (bucket.violations, "bar violation"),
             (bucket.sovereignty_lost, "bar lost"),

@@ -24,9 +24,9 @@ pub fn decision_table(decisions: &[Decision], w: &Words) -> String {
         let mark = if d.untrusted { " ⚠" } else { "" };
         let _ = write!(
             out,
-            "<tr{class}><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{class}><td>{}{mark}</td><td class=\"time\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             d.seq,
-            escape(&d.time),
+            escape(&short_time(&d.time)),
             escape(w.action_name(d.action)),
             escape(&d.object),
             escape(d.class.as_deref().unwrap_or("-")),
@@ -78,10 +78,38 @@ pub fn text_list(items: &[String]) -> String {
     out
 }
 
+/// `2026-03-02T09:10:00.000000Z` as `2026-03-02 09:10:00Z`: the trail's microseconds are in
+/// the JSON form; people read seconds.
+pub fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time}Z"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 fn or_dash(text: &str) -> String {
     if text.is_empty() {
         "-".to_owned()
     } else {
         text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_second_and_anything_else_as_it_is() {
+        assert_eq!(
+            short_time("2026-03-02T09:10:00.000000Z"),
+            "2026-03-02 09:10:00Z"
+        );
+        assert_eq!(short_time("2026-03-02T09:10:00Z"), "2026-03-02 09:10:00Z");
+        assert_eq!(short_time("yesterday"), "yesterday");
+        assert_eq!(
+            short_time("2026-03-02T09:10:00+01:00"),
+            "2026-03-02T09:10:00+01:00"
+        );
     }
 }
