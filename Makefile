@@ -31,11 +31,14 @@ crds: ## Regenerate crds/ from src/crd/ and refresh the copies in the chart and 
 	cp deploy/sensitivityclasses.yaml examples/sensitivityclasses.yaml
 	cp deploy/sensitivityclasses.yaml charts/sovra/files/sensitivityclasses.yaml
 
-tools: ## Install helm 4 and kubectl 1.33 into .tools/bin, and Debian's etcd for the real-server harness (idempotent)
+tools: ## Install helm 4 and kubectl 1.33 into .tools/bin, Debian's etcd for the real-server harness and Debian's chromium for the report render test (idempotent)
 	bash ../shared/tools/install-helm.sh $(TOOLS)
 	@command -v etcd >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
 		&& { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; } \
 		|| echo "etcd not installed: the real-server suite's etcd test will skip"; }
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium not installed: the report render test (tests/report_render.rs) will skip"; }
 
 bench: ## Benchmarks; prints figures
 	$(CARGO) bench --bench placement

@@ -1,7 +1,8 @@
-//! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`.
+//! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`, `report`.
 
 pub mod manifests;
 pub mod plan;
+pub mod report;
 
 use crate::Error;
 use clap::{Args, Parser, Subcommand};
@@ -46,6 +47,9 @@ pub enum Command {
     /// Check or read the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write the auditors' report of the audit trail: self-contained HTML or JSON. Exits 1
+    /// when the chain does not verify (the report is written all the same).
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +207,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             emit(&crate::audit::show_file(&file, &filter)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => report::execute(&args).await,
         Command::Run(args) => {
             crate::controller::run(args.into()).await?;
             Ok(ExitCode::SUCCESS)

@@ -42,6 +42,7 @@ mod world;
 
 pub use backoff::Backoff;
 pub use cluster_status::{Link, cluster_status, sovereignty_lost};
+pub use exit_status::CONDITION_EXIT_READY;
 pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector, Observation, Term, Timing};
 pub use member_health::ConnectionFault;

@@ -49,19 +49,7 @@ pub struct Manifests {
 /// document, so a CI run reports all problems at once. Input without any manifest, or without
 /// a SovereignWorkload to plan, is an error too: a wrong path must not pass a CI job.
 pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
-    let mut manifests = Manifests::default();
-    let mut problems = Vec::new();
-    let files = expand(paths, &mut problems);
-    let mut budget = MAX_TOTAL_BYTES;
-    for file in &files {
-        match read_bounded(file, MAX_FILE_BYTES.min(budget)) {
-            Ok(text) => {
-                budget = budget.saturating_sub(u64::try_from(text.len()).unwrap_or(u64::MAX));
-                manifests.read_str(file, &text, &mut problems);
-            }
-            Err(error) => problems.push(error),
-        }
-    }
+    let (manifests, mut problems, files) = read_all(paths);
     let named = || {
         paths
             .iter()
@@ -82,6 +70,39 @@ pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
         )));
     }
     (manifests, problems)
+}
+
+/// Loads every manifest under `paths` like [`load`], with the same bounds and checks, but
+/// without requiring a SovereignWorkload: for `sovra report --clusters`, which only needs the
+/// SovereignClusters. Input without any manifest file is still an error.
+pub fn load_objects(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
+    let (manifests, mut problems, files) = read_all(paths);
+    if problems.is_empty() && files.is_empty() {
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        problems.push(Error::NoManifests(format!(
+            "no *.yaml, *.yml or *.json file in {}",
+            named.join(", ")
+        )));
+    }
+    (manifests, problems)
+}
+
+/// Reads every file under `paths` within the size budget; returns the files read too.
+fn read_all(paths: &[PathBuf]) -> (Manifests, Vec<Error>, Vec<PathBuf>) {
+    let mut manifests = Manifests::default();
+    let mut problems = Vec::new();
+    let files = expand(paths, &mut problems);
+    let mut budget = MAX_TOTAL_BYTES;
+    for file in &files {
+        match read_bounded(file, MAX_FILE_BYTES.min(budget)) {
+            Ok(text) => {
+                budget = budget.saturating_sub(u64::try_from(text.len()).unwrap_or(u64::MAX));
+                manifests.read_str(file, &text, &mut problems);
+            }
+            Err(error) => problems.push(error),
+        }
+    }
+    (manifests, problems, files)
 }
 
 impl Manifests {
