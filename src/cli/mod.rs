@@ -1,7 +1,10 @@
 //! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`.
 
+pub mod concentration;
 pub mod manifests;
 pub mod plan;
+pub mod table;
+pub mod whatif;
 
 use crate::Error;
 use clap::{Args, Parser, Subcommand};
