@@ -49,6 +49,16 @@ pub struct Manifests {
 /// document, so a CI run reports all problems at once. Input without any manifest, or without
 /// a SovereignWorkload to plan, is an error too: a wrong path must not pass a CI job.
 pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
+    load_with(paths, true)
+}
+
+/// Loads `-f` overrides for `sovra plan --live`: as [`load`], but they need not contain a
+/// SovereignWorkload (a tightened class, a new cluster).
+pub fn load_overrides(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
+    load_with(paths, false)
+}
+
+fn load_with(paths: &[PathBuf], need_workload: bool) -> (Manifests, Vec<Error>) {
     let mut manifests = Manifests::default();
     let mut problems = Vec::new();
     let files = expand(paths, &mut problems);
@@ -74,7 +84,7 @@ pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
             "no *.yaml, *.yml or *.json file in {}",
             named()
         )));
-    } else if problems.is_empty() && manifests.workloads.is_empty() {
+    } else if need_workload && problems.is_empty() && manifests.workloads.is_empty() {
         problems.push(Error::NoManifests(format!(
             "no SovereignWorkload in {} ({} file(s) read)",
             named(),
