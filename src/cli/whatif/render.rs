@@ -55,9 +55,16 @@ pub fn text(items: &[WhatIf<'_>], scenario: &Scenario<'_>, explain: bool) -> Str
         "What if: {}. Each workload is decided again, starting from {baseline}.\n",
         scenario.describe()
     );
+    // Live, the table is the difference: what keeps its placement or stays refused is counted.
+    let differs = |i: &&WhatIf<'_>| {
+        matches!(
+            i.change,
+            Change::Moved | Change::Refused | Change::NewlyPlaced
+        )
+    };
     let shown: Vec<&WhatIf<'_>> = items
         .iter()
-        .filter(|i| !scenario.live || explain || i.change != Change::Kept)
+        .filter(|i| !scenario.live || explain || differs(i))
         .collect();
     let rows: Vec<[String; 5]> = shown
         .iter()
@@ -76,7 +83,7 @@ pub fn text(items: &[WhatIf<'_>], scenario: &Scenario<'_>, explain: bool) -> Str
         })
         .collect();
     if rows.is_empty() {
-        let _ = writeln!(out, "No workload would change.");
+        let _ = writeln!(out, "No workload would move, be refused or newly fit.");
     } else {
         let header = [
             "WORKLOAD",
@@ -87,11 +94,16 @@ pub fn text(items: &[WhatIf<'_>], scenario: &Scenario<'_>, explain: bool) -> Str
         ];
         out.push_str(&columns(header, &rows));
     }
-    let kept = items.len() - shown.len();
-    if kept > 0 {
-        let _ = writeln!(out, "{kept} workload(s) keep their placement.");
+    if shown.len() < items.len() {
+        let count = |change| items.iter().filter(|i| i.change == change).count();
+        let _ = writeln!(
+            out,
+            "Not listed: {} workload(s) keep their placement, {} stay refused (--explain lists them).",
+            count(Change::Kept),
+            count(Change::StillRefused)
+        );
     }
-    for item in items.iter().filter(|i| i.refused()) {
+    for item in shown.iter().filter(|i| i.refused()) {
         refusal(&mut out, item, explain);
     }
     out.push_str(&summary_text(items, scenario));
