@@ -9,7 +9,8 @@
 pub use super::world::NODE_CLUSTER_ANNOTATION;
 
 use super::concentration::{self, ClassConcentration};
-use super::live::{self, LiveInputs};
+use super::live::LiveInputs;
+use super::live::overlay::overlay;
 use super::manifests::{self, Manifests};
 use super::table::{columns, decision_details, placements_text, workload_name};
 use super::whatif::render::{self as what_if_render, ChangeJson, ExitJson, Scenario, WhatIfJson};
@@ -160,7 +161,7 @@ pub fn plan_live(hub: LiveInputs, overrides: &[PathBuf], options: &PlanOptions) 
         hub.clusters.len(),
         hub.workloads.len()
     );
-    let overlaid = live::overlay(hub, &manifests, &options.pool_label);
+    let overlaid = overlay(hub, &manifests, &options.pool_label);
     let before = overlaid
         .world
         .workloads

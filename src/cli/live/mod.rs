@@ -4,9 +4,7 @@
 //! written, watched or fetched from member clusters; the RBAC this needs is the chart's
 //! `sovra-viewer` ClusterRole (docs/what-if.md).
 
-mod overlay;
-
-pub use overlay::{Overlaid, overlay};
+pub mod overlay;
 
 use crate::Error;
 use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
