@@ -76,6 +76,14 @@ pub enum Error {
 
     #[error("HTTP server: {0}")]
     HttpServer(std::io::Error),
+
+    /// A command line `sovra plan` cannot plan with, e.g. a `--without` that matches nothing.
+    #[error("{0}")]
+    Usage(String),
+
+    /// `sovra plan --live` could not read the hub.
+    #[error("cannot read the hub: {0}")]
+    Hub(String),
 }
 
 impl Error {
@@ -105,6 +113,8 @@ impl Error {
             Self::LeaderElection(_) => "leader_election",
             Self::CacheSync(_) => "cache_sync",
             Self::HttpServer(_) => "http_server",
+            Self::Usage(_) => "usage",
+            Self::Hub(_) => "hub",
         }
     }
 }

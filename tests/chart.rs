@@ -836,8 +836,12 @@ fn chart_renders_the_objects_each_values_file_asks_for() {
         ("Service", "sovra"),
     ];
 
+    // On unless viewerRole.enabled is false (values-minimal.yaml).
+    let viewer = [("ClusterRole", "sovra-viewer")];
+
     let mut defaults = set(&core);
     defaults.extend(set(&crds_and_classes));
+    defaults.extend(set(&viewer));
     defaults.extend(set(&[
         ("StatefulSet", "sovra"),
         ("PodDisruptionBudget", "sovra"),
@@ -852,6 +856,7 @@ fn chart_renders_the_objects_each_values_file_asks_for() {
 
     let mut hardened = set(&core);
     hardened.extend(set(&crds_and_classes));
+    hardened.extend(set(&viewer));
     hardened.extend(set(&[
         ("Namespace", NAMESPACE),
         ("StatefulSet", "sovra"),
@@ -1228,10 +1233,53 @@ fn operator_rbac_rules_are_auditable_and_bound_to_its_service_account() {
         Some("sovra")
     );
 
-    for template in ["templates/clusterrole.yaml", "templates/role.yaml"] {
+    for template in [
+        "templates/clusterrole.yaml",
+        "templates/role.yaml",
+        "templates/viewerrole.yaml",
+    ] {
         let text = helm_template_text(&helm, DEFAULTS, &["--show-only", template]).unwrap();
         assert_rules_commented(&text, template);
     }
+}
+
+#[test]
+/// `sovra plan --live` lists Sovra's three resources and nothing else (tests/plan_live.rs checks
+/// its requests against this role); the role is read-only and the chart binds it to nobody.
+fn viewer_role_reads_sovras_resources_only_and_is_bound_to_nobody() {
+    let helm = require_tool!("helm");
+    let docs = render(&helm, DEFAULTS);
+    let viewer: ClusterRole = typed(find(&docs, "ClusterRole", "sovra-viewer"));
+    let mut expected = RuleTriples::new();
+    for resource in [
+        "sensitivityclasses",
+        "sovereignclusters",
+        "sovereignworkloads",
+    ] {
+        for verb in ["get", "list", "watch"] {
+            expected.insert(("sovra.dev".to_owned(), resource.to_owned(), verb.to_owned()));
+        }
+    }
+    assert_eq!(rendered_triples(&viewer.rules.unwrap()), expected);
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        for binding in all_of_kind(&docs, kind) {
+            assert_ne!(
+                binding["roleRef"]["name"], "sovra-viewer",
+                "the chart binds the viewer role to nobody: {binding}"
+            );
+        }
+    }
+    let off = render(
+        &helm,
+        Values {
+            file: None,
+            set: &["viewerRole.enabled=false"],
+        },
+    );
+    assert!(
+        !inventory(&off).contains(&("ClusterRole".to_owned(), "sovra-viewer".to_owned())),
+        "viewerRole.enabled=false leaves it out"
+    );
 }
 
 #[test]

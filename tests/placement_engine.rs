@@ -2693,6 +2693,27 @@ fn a_workload_with_a_compliant_cluster_of_another_provider_is_exit_ready() {
 }
 
 #[test]
+fn a_workload_spread_over_two_providers_is_not_stranded_without_a_third() {
+    let clusters: Vec<ClusterFacts> = [
+        provider_cluster("a", "Alpha"),
+        provider_cluster("b", "Beta"),
+    ]
+    .into_iter()
+    .map(|c| c.0)
+    .collect();
+    let decision = workload("internal")
+        .min_providers(2)
+        .decide(clusters.clone());
+    let exit = sovra::policy::exit_readiness(&decision, &clusters).unwrap();
+    assert_eq!(exit.providers, s(&["Alpha", "Beta"]));
+    assert!(exit.alternatives.is_empty());
+    assert!(
+        !exit.stranded(),
+        "losing either provider leaves it on the other"
+    );
+}
+
+#[test]
 fn a_workload_whose_only_compliant_provider_is_the_one_it_runs_on_is_stranded_but_placed() {
     let clusters: Vec<ClusterFacts> = [
         provider_cluster("a", "Alpha"),
@@ -2720,7 +2741,11 @@ proptest! {
                 prop_assert!(!exit.providers.contains(&alternative.provider));
                 prop_assert!(verdict(&decision, &alternative.cluster, None).compliant);
             }
-            prop_assert_eq!(exit.stranded(), exit.alternatives.is_empty());
+            // Stranded: on one provider, with nowhere else to go.
+            prop_assert_eq!(
+                exit.stranded(),
+                exit.alternatives.is_empty() && exit.providers.len() == 1
+            );
         } else {
             prop_assert!(matches!(decision.outcome, Outcome::Refused(_)));
         }

@@ -59,12 +59,18 @@ fn helm() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Every rule of the ClusterRoles and Roles in a YAML stream.
+/// The chart's read-only ClusterRole for people and `sovra plan --live`: bound to nobody, so
+/// none of the operator's grants (tests/plan_live.rs checks it against plan's requests).
+const VIEWER_ROLE: &str = "sovra-viewer";
+
+/// Every rule of the ClusterRoles and Roles in a YAML stream, but the viewer role's.
 fn rules_of(text: &str) -> Grants {
     let mut grants = Grants::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
-        if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role")) {
+        if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role"))
+            || doc["metadata"]["name"] == VIEWER_ROLE
+        {
             continue;
         }
         for rule in doc["rules"].as_array().unwrap() {

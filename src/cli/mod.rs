@@ -1,8 +1,13 @@
 //! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`, `report`.
 
+pub mod concentration;
+pub mod live;
 pub mod manifests;
 pub mod plan;
 pub mod report;
+pub mod table;
+pub mod whatif;
+pub mod world;
 
 use crate::Error;
 use clap::{Args, Parser, Subcommand};
@@ -31,19 +36,9 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
-    /// Decide placements offline from manifests; exits 1 when any workload is refused.
-    Plan {
-        /// Files or directories with SensitivityClasses, SovereignClusters, Nodes and SovereignWorkloads.
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
-        files: Vec<PathBuf>,
-        #[arg(short, long, value_enum, default_value = "table")]
-        output: plan::OutputFormat,
-        /// Also list compliant candidates, not only rejected ones.
-        #[arg(long)]
-        explain: bool,
-        #[arg(long, default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
-        node_pool_label: String,
-    },
+    /// Decide placements offline from manifests (or from a hub, with --live); exits 1 when
+    /// any workload is refused, 2 on input problems.
+    Plan(PlanArgs),
     /// Check or read the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -51,6 +46,57 @@ pub enum Command {
     /// when the chain does not verify (the report is written all the same).
     Report(report::ReportArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Files or directories with SensitivityClasses, SovereignClusters, Nodes and
+    /// SovereignWorkloads. With --live: overrides laid over what the hub holds (the same kind,
+    /// namespace and name replaces, anything else is added).
+    #[arg(short = 'f', long = "filename", required_unless_present = "live", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: plan::OutputFormat,
+    /// Also list compliant candidates, not only rejected ones.
+    #[arg(long)]
+    pub explain: bool,
+    #[arg(long, default_value = crate::policy::DEFAULT_NODE_POOL_LABEL)]
+    pub node_pool_label: String,
+    /// What if these were gone or no longer compliant: `provider=NAME` (clusters whose
+    /// provider or parent has that name), `cluster=NAME` or `country=XX`. Repeatable. Shows
+    /// what each workload would keep, where it would move or why it would be refused.
+    #[arg(long, value_name = "KIND=VALUE", value_parser = whatif::parse_without)]
+    pub without: Vec<whatif::Without>,
+    /// Read SensitivityClasses, SovereignClusters (with the node pools their status reports)
+    /// and SovereignWorkloads from a running hub, read-only (list requests only), and show
+    /// what differs from the placements in their status.
+    #[arg(long)]
+    pub live: bool,
+    /// Kubeconfig of the hub for --live (default: KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, requires = "live")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig for --live (default: its current context).
+    #[arg(long, requires = "live")]
+    pub context: Option<String>,
+    /// Per class: the share of placed replicas per provider, the Herfindahl-Hirschman index
+    /// of those shares, and the workloads that depend on a single provider.
+    #[arg(long)]
+    pub concentration: bool,
+}
+
+impl PlanArgs {
+    fn options(&self) -> plan::PlanOptions {
+        plan::PlanOptions {
+            output: self.output,
+            explain: self.explain,
+            without: self.without.clone(),
+            concentration: self.concentration,
+            pool_label: self.node_pool_label.clone(),
+        }
+    }
+}
+
+/// How long `plan --live` waits for the hub's answers.
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -159,13 +205,23 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Crd { out_dir } => write_crds(out_dir),
-        Command::Plan {
-            files,
-            output,
-            explain,
-            node_pool_label,
-        } => {
-            let report = plan::plan(&files, output, explain, &node_pool_label);
+        Command::Plan(args) => {
+            let report = if args.live {
+                match read_hub(&args).await {
+                    Ok(hub) => plan::plan_live(hub, &args.files, &args.options()),
+                    Err(error) => plan::PlanReport {
+                        rendered: String::new(),
+                        refused: 0,
+                        problems: vec![error],
+                        warnings: Vec::new(),
+                    },
+                }
+            } else {
+                plan::plan(&args.files, &args.options())
+            };
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
             if !report.problems.is_empty() {
                 // Decisions on part of the input would not be the ones the cluster makes.
                 for problem in &report.problems {
@@ -213,6 +269,22 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What the hub of `plan --live` holds, read within [`LIVE_TIMEOUT`].
+async fn read_hub(args: &PlanArgs) -> Result<live::LiveInputs, Error> {
+    let read = async {
+        let client = live::hub_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        live::live_inputs(client).await
+    };
+    tokio::time::timeout(LIVE_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Hub(format!(
+                "no answer within {}s",
+                LIVE_TIMEOUT.as_secs()
+            )))
+        })
 }
 
 fn write_crds(out_dir: Option<PathBuf>) -> Result<ExitCode, Error> {

@@ -46,6 +46,15 @@ pub fn with_exit(
                 "no compliant cluster of another provider could host it; it depends on {runs_on}"
             ),
         )
+    } else if count == 0 {
+        (
+            true,
+            "SpreadOverProviders",
+            format!(
+                "it runs on {} providers ({runs_on}): losing any one leaves it running on the others; no further provider could host it",
+                exit.providers.len()
+            ),
+        )
     } else {
         let names: Vec<String> = exit
             .alternatives
@@ -151,6 +160,21 @@ mod tests {
             ("False", "NoAlternative")
         );
         assert!(ready.message.contains("depends on Alpha"));
+    }
+
+    #[test]
+    fn a_workload_spread_over_two_providers_is_exit_ready_without_a_third() {
+        let spread = ExitReadiness {
+            providers: vec!["Alpha".to_owned(), "Beta".to_owned()],
+            alternatives: Vec::new(),
+        };
+        let status = status_with(Some(&spread));
+        assert_eq!(status.exit.as_ref().map(|e| e.stranded), Some(false));
+        let ready = &status.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "SpreadOverProviders")
+        );
     }
 
     #[test]

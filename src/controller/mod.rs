@@ -47,6 +47,7 @@ pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector, Observation, Term, Timing};
 pub use member_health::ConnectionFault;
 pub use metrics::Metrics;
+pub use pool_status::pools_from_status;
 pub use settings::{LogFormat, Settings};
 pub use workload::FINALIZER;
 

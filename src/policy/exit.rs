@@ -1,7 +1,8 @@
-//! Exit readiness (pure): could a placed workload switch away from the providers it runs on
+//! Exit readiness (pure): could a placed workload carry on if one of its providers fell away
 //! now? Its alternatives are the compliant clusters of *other* providers (by parent) that could
-//! host it at this moment; a workload without any is stranded. This is an early warning, never
-//! a refusal: a stranded workload keeps running.
+//! host it at this moment. A workload on one provider with no alternative is stranded; one
+//! spread over several providers is not, since losing any one leaves it running on the others.
+//! This is an early warning, never a refusal: a stranded workload keeps running.
 
 use super::decision::{ClusterFacts, Decision, Outcome};
 use std::collections::BTreeSet;
@@ -23,8 +24,10 @@ pub struct ExitReadiness {
 }
 
 impl ExitReadiness {
+    /// Losing a provider would leave it nowhere to go: it runs on a single provider and no
+    /// compliant cluster of another provider could take it.
     pub fn stranded(&self) -> bool {
-        self.alternatives.is_empty()
+        self.alternatives.is_empty() && self.providers.len() < 2
     }
 }
 

@@ -74,7 +74,8 @@ pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
 
 /// Loads every manifest under `paths` like [`load`], with the same bounds and checks, but
 /// without requiring a SovereignWorkload: for `sovra report --clusters`, which only needs the
-/// SovereignClusters. Input without any manifest file is still an error.
+/// SovereignClusters, and the `-f` overrides of `sovra plan --live` (a tightened class, a new
+/// cluster). Input without any manifest file is still an error.
 pub fn load_objects(paths: &[PathBuf]) -> (Manifests, Vec<Error>) {
     let (manifests, mut problems, files) = read_all(paths);
     if problems.is_empty() && files.is_empty() {
