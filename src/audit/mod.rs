@@ -32,14 +32,18 @@
 //! Records also go to stdout (bare JSON, one per line) when enabled, for log pipelines; the
 //! file, not stdout, is the evidence.
 
+mod checkpoint;
 mod record;
 mod show;
+mod signing_key;
 mod trail;
 mod verify;
 
+pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 pub use record::{
     AuditAction, AuditEntry, AuditRecord, GENESIS_HASH, ObjectRef, canonical_line, line_hash,
 };
 pub use show::{ShowFilter, show_file};
+pub use signing_key::{PublicKey, SigningKey, TrustedKey, VerifierKey};
 pub use trail::AuditTrail;
 pub use verify::{ChainBreak, VerifyReport, verify_file, verify_lines};
