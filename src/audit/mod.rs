@@ -33,17 +33,22 @@
 //! file, not stdout, is the evidence.
 
 mod checkpoint;
+mod evidence;
 mod record;
 mod show;
+mod signer;
 mod signing_key;
 mod trail;
 mod verify;
 
 pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
+pub use evidence::{EvidenceReport, ExternalCheckpoint, verify_evidence, verify_evidence_file};
 pub use record::{
-    AuditAction, AuditEntry, AuditRecord, GENESIS_HASH, ObjectRef, canonical_line, line_hash,
+    AuditAction, AuditEntry, AuditRecord, CHECKPOINT_KIND, GENESIS_HASH, ObjectRef, canonical_line,
+    line_hash,
 };
 pub use show::{ShowFilter, show_file};
+pub use signer::{CheckpointPolicy, RECENT_CHECKPOINTS};
 pub use signing_key::{PublicKey, SigningKey, TrustedKey, VerifierKey};
 pub use trail::AuditTrail;
 pub use verify::{ChainBreak, VerifyReport, verify_file, verify_lines};

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 pub const ED25519: u8 = 0x01;
 
 /// The operator's private key. Its `Debug` never shows the key.
+#[derive(Clone)]
 pub struct SigningKey(ed25519_dalek::SigningKey);
 
 impl fmt::Debug for SigningKey {
@@ -45,6 +46,20 @@ impl SigningKey {
         getrandom::fill(seed.as_mut_slice())
             .map_err(|e| format!("no randomness from the operating system: {e}"))?;
         Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+    }
+
+    /// Reads the PKCS#8 PEM key file at `path`.
+    pub fn read(path: &std::path::Path) -> Result<Self, crate::Error> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            crate::Error::ReadFile {
+                path: path.to_owned(),
+                source,
+            }
+        })?);
+        Self::from_pkcs8_pem(&text).map_err(|message| crate::Error::SigningKey {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) Ed25519 key.
