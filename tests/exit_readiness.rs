@@ -1,6 +1,12 @@
 //! Exit readiness on a running operator: `status.exit`, the `ExitReady` condition, the
 //! `NoExitAlternative` / `ExitAlternativeAvailable` Events (once per change), the gauges, and
 //! `minProviders` refusing until a second provider joins.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

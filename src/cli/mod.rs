@@ -21,6 +21,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `RunArgs` is by far the largest; the command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator (in-cluster config, or KUBECONFIG).

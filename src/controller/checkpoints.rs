@@ -289,18 +289,15 @@ impl Publisher {
 
     async fn apply(&self, recent: &[SignedCheckpoint]) -> Result<ConfigMap, kube::Error> {
         let data = config_map_data(&self.identity, &self.verifier_key, recent);
-        let mut cm = ConfigMap {
-            data: Some(data),
-            ..ConfigMap::default()
-        };
-        cm.metadata.name = Some(CHECKPOINT_CONFIG_MAP.to_owned());
-        cm.metadata.labels = Some(BTreeMap::from([(
-            "app.kubernetes.io/managed-by".to_owned(),
-            "sovra".to_owned(),
-        )]));
-        let mut value = serde_json::to_value(&cm).unwrap_or_default();
-        value["apiVersion"] = "v1".into();
-        value["kind"] = "ConfigMap".into();
+        let value = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": CHECKPOINT_CONFIG_MAP,
+                "labels": {"app.kubernetes.io/managed-by": "sovra"},
+            },
+            "data": data,
+        });
         let manager = format!("sovra-audit-{}", self.identity);
         self.api
             .patch(
