@@ -112,6 +112,7 @@ fn external(signed: &SignedCheckpoint, source: &str) -> ExternalCheckpoint {
     ExternalCheckpoint {
         source: source.into(),
         note: signed.to_string(),
+        of_many: false,
     }
 }
 
@@ -288,7 +289,7 @@ async fn a_truncated_file_is_caught_by_a_checkpoint_of_more_lines() {
     assert_eq!(
         report.problems,
         [
-            "checkpoint 1 (tree size 252, from file latest.txt) commits to 252 lines, but the file has only 180: it was truncated, lines 181 to 252 are missing"
+            "checkpoint 1 (tree size 252, from file latest.txt) commits to 252 lines, but the file has only 180: lines were removed (the file was truncated, or its tail rewritten shorter)"
         ]
     );
 }
@@ -405,4 +406,99 @@ fn keygen_writes_a_key_pair_that_signs_and_verifies_and_never_overwrites() {
         .sign(&key);
     assert_eq!(signed.verify(&vkey), Ok(()));
     assert!(sovra::cli::audit::keygen(dir.path(), None).is_err());
+}
+
+fn sovra(args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovra"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+    (output.status.code().unwrap(), text)
+}
+
+#[tokio::test]
+async fn the_verify_command_reads_the_published_configmap_and_exits_1_naming_the_contradicted_checkpoint()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, said) = sovra(&[
+        "audit",
+        "keygen",
+        "--out-dir",
+        d.to_str().unwrap(),
+        "--name",
+        ORIGIN,
+    ]);
+    assert_eq!(code, 0, "{said}");
+    let key = SigningKey::read(&d.join(sovra::cli::audit::PRIVATE_KEY_FILE)).unwrap();
+    let vkey = key.public_key().verifier(ORIGIN).unwrap().to_string();
+    let (path, published) = signed_trail(d, &key, ORIGIN, 250).await;
+    let (_, theirs) = signed_trail(d, &key, "sovra.dev/5f0c2b4e-kube-system/sovra-1", 30).await;
+    // The ConfigMap as `kubectl get -o yaml` shows it: both replicas' checkpoints.
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "sovra-0.201.checkpoint".into(),
+        published[1].to_string().into(),
+    );
+    data.insert(
+        "sovra-0.latest.checkpoint".into(),
+        published[2].to_string().into(),
+    );
+    data.insert(
+        "sovra-1.latest.checkpoint".into(),
+        theirs[0].to_string().into(),
+    );
+    data.insert("sovra-0.verifier-key".into(), vkey.clone().into());
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "sovra-audit-checkpoint", "namespace": "sovra-system"}, "data": data});
+    let cm_path = d.join("checkpoints.yaml");
+    std::fs::write(&cm_path, serde_norway::to_string(&cm).unwrap()).unwrap();
+    let file = path.to_str().unwrap();
+    let cms = cm_path.to_str().unwrap();
+
+    let (code, good) = sovra(&["audit", "verify", file, "--key", &vkey, "--checkpoint", cms]);
+    assert_eq!(code, 0, "{good}");
+    assert!(
+        good.contains("of origin sovra.dev/5f0c2b4e-kube-system/sovra-1, another trail: skipped"),
+        "{good}"
+    );
+    assert!(good.trim_end().ends_with("VERIFIED"), "{good}");
+
+    std::fs::write(&path, text(&rewrite_from(&lines(&path), 150, false))).unwrap();
+    let public = d.join(sovra::cli::audit::PUBLIC_KEY_FILE);
+    let (code, bad) = sovra(&[
+        "audit",
+        "verify",
+        file,
+        "--key",
+        public.to_str().unwrap(),
+        "--checkpoint",
+        cms,
+    ]);
+    assert_eq!(code, 1, "{bad}");
+    assert!(bad.starts_with("OK: 251 records, chain intact\n"), "{bad}");
+    assert!(
+        bad.contains(&format!(
+            "FAILED: checkpoint 1 (tree size 201, from ConfigMap sovra-audit-checkpoint key sovra-0.201.checkpoint in {cms}) commits to head {}",
+            published[1].checkpoint.head()
+        )),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("commits to 252 lines, but the file has only 251"),
+        "{bad}"
+    );
+    assert!(
+        bad.trim_end().ends_with("NOT VERIFIED: 2 problem(s)"),
+        "{bad}"
+    );
+    if let Ok(out) = std::env::var("SOVRA_SAMPLE_OUT") {
+        std::fs::write(format!("{out}/good.txt"), &good).unwrap();
+        std::fs::write(format!("{out}/bad.txt"), &bad).unwrap();
+        std::fs::write(format!("{out}/checkpoint.txt"), published[1].to_string()).unwrap();
+        std::fs::write(format!("{out}/keygen.txt"), &said).unwrap();
+        std::fs::copy(&public, format!("{out}/pub.pem")).unwrap();
+    }
 }

@@ -197,6 +197,7 @@ async fn checkpoints_after_n_records_and_on_shutdown_reach_the_trail_configmap_e
     let given = [ExternalCheckpoint {
         source: "ConfigMap sovra-audit-checkpoint".into(),
         note: last,
+        of_many: false,
     }];
     let report =
         verify_evidence_file(&log, Some(&TrustedKey::Public(key.public_key())), &given).unwrap();
@@ -241,7 +242,7 @@ async fn a_trail_cut_short_since_its_published_checkpoint_is_refused_at_start() 
         .unwrap();
     let error = ended.unwrap_err().to_string();
     assert!(
-        error.contains("commits to 2 lines, but the file has only 1: it was truncated"),
+        error.contains("commits to 2 lines, but the file has only 1: lines were removed"),
         "{error}"
     );
     assert!(

@@ -75,6 +75,9 @@ pub struct ExternalCheckpoint {
     pub source: String,
     /// The signed note.
     pub note: String,
+    /// One of a collection of several trails' checkpoints (the ConfigMap holds every
+    /// replica's): one of another origin is skipped, not a failure.
+    pub of_many: bool,
 }
 
 /// The outcome of [`verify_evidence`].
@@ -153,10 +156,14 @@ pub fn verify_evidence(
             _ => None,
         })
         .or_else(|| {
-            parsed
+            // A checkpoint given on its own names the trail before one of a collection does.
+            let mut given: Vec<(&ExternalCheckpoint, &SignedCheckpoint)> = external
                 .iter()
-                .find_map(|p| p.as_ref().ok())
-                .map(|c| c.checkpoint.origin.clone())
+                .zip(&parsed)
+                .filter_map(|(e, p)| Some((e, p.as_ref().ok()?)))
+                .collect();
+            given.sort_by_key(|(e, _)| e.of_many);
+            given.first().map(|(_, c)| c.checkpoint.origin.clone())
         });
 
     let signature = |signed: &SignedCheckpoint| -> Result<&'static str, String> {
@@ -212,6 +219,13 @@ pub fn verify_evidence(
         if let Some(origin) = &origin
             && *origin != c.origin
         {
+            if given.of_many {
+                findings.push(format!(
+                    "{label}: of origin {}, another trail: skipped",
+                    c.origin
+                ));
+                continue;
+            }
             problems.push(format!(
                 "{label} is for origin {}, not this trail's origin {origin}",
                 c.origin
@@ -247,10 +261,9 @@ fn prefix_problem(size: u64, head: &str, hashes: &[String]) -> Option<String> {
     };
     match hashes.get(index) {
         None => Some(format!(
-            "commits to {size} lines, but the file has only {}: it was truncated, lines {} to \
-             {size} are missing",
-            hashes.len(),
-            hashes.len() + 1
+            "commits to {size} lines, but the file has only {}: lines were removed (the file \
+             was truncated, or its tail rewritten shorter)",
+            hashes.len()
         )),
         Some(actual) if actual != head => Some(format!(
             "commits to head {head} but line {size} hashes to {actual}: the trail was rewritten \

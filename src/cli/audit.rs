@@ -26,7 +26,8 @@ pub enum AuditCommand {
         #[arg(long)]
         key: Option<String>,
         /// A checkpoint kept outside the trail: a signed-note file, or the
-        /// `sovra-audit-checkpoint` ConfigMap as YAML or JSON (every checkpoint in it). Repeatable.
+        /// `sovra-audit-checkpoint` ConfigMap as YAML or JSON (every checkpoint in it); `-`
+        /// reads standard input (`kubectl exec -i`). Repeatable.
         #[arg(long = "checkpoint")]
         checkpoints: Vec<PathBuf>,
     },
@@ -209,10 +210,17 @@ fn read_public_key(path: &Path) -> Result<PublicKey, Error> {
 
 /// The checkpoints in `path`: one signed note, or each of a ConfigMap's values that is one.
 fn external_checkpoints(path: &Path) -> Result<Vec<ExternalCheckpoint>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    let read_error = |source| Error::ReadFile {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(read_error)?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(read_error)?
+    };
     let config_map = serde_norway::from_str::<Value>(&text)
         .ok()
         .filter(|v| v.get("kind").and_then(Value::as_str) == Some("ConfigMap"));
@@ -220,6 +228,7 @@ fn external_checkpoints(path: &Path) -> Result<Vec<ExternalCheckpoint>, Error> {
         return Ok(vec![ExternalCheckpoint {
             source: format!("file {}", path.display()),
             note: text,
+            of_many: false,
         }]);
     };
     let name = config_map
@@ -235,6 +244,7 @@ fn external_checkpoints(path: &Path) -> Result<Vec<ExternalCheckpoint>, Error> {
             Some(ExternalCheckpoint {
                 source: format!("ConfigMap {name} key {key} in {}", path.display()),
                 note: value.as_str()?.to_owned(),
+                of_many: true,
             })
         })
         .collect())

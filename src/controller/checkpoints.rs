@@ -230,6 +230,7 @@ impl Publisher {
                 self.latest_key()
             ),
             note,
+            of_many: false,
         };
         let (path, for_task) = (path.to_owned(), path.to_owned());
         let report = tokio::task::spawn_blocking(move || {
