@@ -18,10 +18,10 @@ use super::settings::Settings;
 use super::witness::Witness;
 use crate::Error;
 use crate::audit::{
-    AuditTrail, CheckpointPolicy, ExternalCheckpoint, RECENT_CHECKPOINTS, SignedCheckpoint,
-    SigningKey, TrustedKey, verify_evidence_file,
+    AuditTrail, ExternalCheckpoint, RECENT_CHECKPOINTS, SignedCheckpoint, SigningKey, TrustedKey,
+    verify_evidence_file,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
@@ -35,61 +35,6 @@ pub const CHECKPOINT_CONFIG_MAP: &str = "sovra-audit-checkpoint";
 pub const CHECKPOINT_KEY_SUFFIX: &str = ".checkpoint";
 /// How long the checkpoint on shutdown may take to publish.
 const FINAL_PUBLISH: Duration = Duration::from_secs(10);
-
-/// The checkpoint policy of a term: `None` without a signing key. The key file must be
-/// readable (a configured key that is missing stops Sovra: evidence is not silently unsigned).
-pub(super) async fn policy(
-    client: &Client,
-    settings: &Settings,
-) -> Result<Option<CheckpointPolicy>, Error> {
-    let Some(path) = &settings.audit_signing_key else {
-        return Ok(None);
-    };
-    let key = SigningKey::read(path)?;
-    let origin = match &settings.audit_origin {
-        Some(origin) => origin.clone(),
-        None => derived_origin(client, settings).await?,
-    };
-    Ok(Some(CheckpointPolicy {
-        key,
-        origin,
-        every_records: settings.checkpoint_every_records,
-    }))
-}
-
-/// `sovra.dev/<UID of kube-system>/<identity>`: the UID names the hub for as long as it
-/// exists; the identity, the replica (each has its own trail). When the Namespace may not be
-/// read (403) or does not exist (404): `sovra.dev/<operator namespace>/<identity>`. Other
-/// failures are retried briefly, then end the term: a guessed origin would stick to the trail.
-async fn derived_origin(client: &Client, settings: &Settings) -> Result<String, Error> {
-    let api = Api::<Namespace>::all(client.clone());
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match api.get("kube-system").await {
-            Ok(ns) => {
-                if let Some(uid) = ns.metadata.uid {
-                    return Ok(format!("sovra.dev/{uid}/{}", settings.identity));
-                }
-                break;
-            }
-            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {
-                tracing::warn!(error = %status.message, "cannot read the kube-system Namespace's UID");
-                break;
-            }
-            Err(error) if attempts < 3 => {
-                tracing::debug!(%error, "reading the kube-system Namespace; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    tracing::warn!("the audit checkpoint origin falls back to the operator namespace");
-    Ok(format!(
-        "sovra.dev/{}/{}",
-        settings.namespace, settings.identity
-    ))
-}
 
 /// Publishes one replica's checkpoints. Lives for one term.
 pub(super) struct Publisher {
@@ -112,9 +57,9 @@ impl Publisher {
         settings: &Settings,
         metrics: &Metrics,
         audit: &AuditTrail,
-        key: &SigningKey,
+        key: Option<&SigningKey>,
     ) -> Result<Option<Self>, Error> {
-        let Some(origin) = audit.origin() else {
+        let (Some(origin), Some(key)) = (audit.origin(), key) else {
             return Ok(None);
         };
         let witness = match &settings.checkpoint_witness_url {
@@ -207,9 +152,15 @@ impl Publisher {
         let Some(path) = audit.path() else {
             return Ok(());
         };
-        let published = match self.api.get_opt(CHECKPOINT_CONFIG_MAP).await? {
-            Some(cm) => cm.data.unwrap_or_default().remove(&self.latest_key()),
-            None => None,
+        let published = match self.api.get_opt(CHECKPOINT_CONFIG_MAP).await {
+            Ok(Some(cm)) => cm.data.unwrap_or_default().remove(&self.latest_key()),
+            Ok(None) => None,
+            Err(error) => {
+                // Publishing never stops Sovra, and neither does failing to read what it
+                // published; auditors check the trail against their own copies anyway.
+                tracing::warn!(%error, "cannot read the published audit checkpoint; the trail is not compared with it");
+                None
+            }
         };
         let Some(note) = published else {
             return Ok(());

@@ -10,6 +10,7 @@
 
 mod backoff;
 mod caches;
+mod checkpoint_policy;
 mod checkpoints;
 mod children;
 mod cluster;
@@ -203,22 +204,13 @@ impl Operator {
     async fn term(&self) -> Result<(), Error> {
         self.health.set(Phase::Starting);
         let earlier_terms = self.terms.fetch_add(1, Ordering::SeqCst);
-        let policy = checkpoints::policy(&self.client, &self.settings).await?;
+        let policy = checkpoint_policy::policy(&self.client, &self.settings).await?;
         let key = policy.as_ref().map(|p| p.key.clone());
         let audit = self.open_audit_trail(earlier_terms > 0, policy).await?;
-        let publisher = match &key {
-            Some(key) => {
-                checkpoints::Publisher::start(
-                    &self.client,
-                    &self.settings,
-                    &self.metrics,
-                    &audit,
-                    key,
-                )
-                .await?
-            }
-            None => None,
-        };
+        let (client, settings) = (&self.client, &self.settings);
+        let publisher =
+            checkpoints::Publisher::start(client, settings, &self.metrics, &audit, key.as_ref())
+                .await?;
         let hub_version = self
             .client
             .apiserver_version()
