@@ -47,6 +47,9 @@ pub enum Error {
     #[error("audit trail {path}: {message}")]
     Audit { path: PathBuf, message: String },
 
+    #[error("audit signing key {path}: {message}")]
+    SigningKey { path: PathBuf, message: String },
+
     #[error("member cluster {cluster}: {message}")]
     MemberCluster { cluster: String, message: String },
 
@@ -100,6 +103,7 @@ impl Error {
             Self::InvalidSpec { .. } => "invalid_spec",
             Self::MissingField(_) => "missing_field",
             Self::Audit { .. } => "audit",
+            Self::SigningKey { .. } => "signing_key",
             Self::MemberCluster { .. } => "member_cluster",
             Self::ChildConflict { .. } => "child_conflict",
             Self::CrdNotEstablished(_) => "crd_not_established",

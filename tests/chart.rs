@@ -354,6 +354,7 @@ fn check_schema(doc: &Value) -> Result<(), String> {
         ("v1", "Service") => round_trip::<Service>(doc),
         ("apps/v1", "Deployment") => round_trip::<Deployment>(doc),
         ("apps/v1", "StatefulSet") => round_trip::<StatefulSet>(doc),
+        ("v1", "Secret") => round_trip::<k8s_openapi::api::core::v1::Secret>(doc),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(doc),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             round_trip::<ClusterRoleBinding>(doc)
@@ -570,9 +571,15 @@ fn rendered_triples(rules: &[k8s_openapi::api::rbac::v1::PolicyRule]) -> RuleTri
         let resources = rule.resources.clone().unwrap_or_default();
         assert_eq!(groups.len(), 1, "one API group per rule: {rule:?}");
         assert_eq!(resources.len(), 1, "one resource per rule: {rule:?}");
+        // resourceNames narrow a rule to named objects (tests/rbac.rs checks the operator
+        // asks for no other); every named rule must name at least one.
         assert!(
-            rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
-            "no resourceNames or nonResourceURLs: {rule:?}"
+            rule.non_resource_urls.is_none(),
+            "no nonResourceURLs: {rule:?}"
+        );
+        assert!(
+            rule.resource_names.as_ref().is_none_or(|n| !n.is_empty()),
+            "resourceNames, when given, name something: {rule:?}"
         );
         for verb in &rule.verbs {
             assert_ne!(verb, "*", "no wildcard verbs: {rule:?}");
@@ -846,6 +853,7 @@ fn chart_renders_the_objects_each_values_file_asks_for() {
         ("StatefulSet", "sovra"),
         ("PodDisruptionBudget", "sovra"),
         ("NetworkPolicy", "sovra"),
+        ("Secret", "sovra-audit-signing-key"),
     ]));
     assert_eq!(inventory(&render(&helm, DEFAULTS)), defaults);
 
@@ -1138,10 +1146,27 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
     assert!(resources.requests.is_some() && resources.limits.is_some());
 
     // The only writable path is the audit directory, on a volume private to the replica: its
-    // own claim by default, its own emptyDir with the ephemeral opt-out.
-    let mount = &container.volume_mounts.as_ref().unwrap()[0];
+    // own claim by default, its own emptyDir with the ephemeral opt-out. The checkpoint
+    // signing key is the one other volume, a Secret mounted read-only.
+    let mounts = container.volume_mounts.as_ref().unwrap();
+    let mount = &mounts[0];
     assert_eq!(mount.mount_path, "/var/lib/sovra/audit");
-    assert!(spec.volumes.is_none(), "the claim template provides it");
+    assert!(
+        mounts[1..].iter().all(|m| m.read_only == Some(true)),
+        "{mounts:?}"
+    );
+    let volumes = spec.volumes.clone().unwrap_or_default();
+    assert!(
+        volumes.iter().all(|v| v.name != mount.name),
+        "the claim template provides it"
+    );
+    let key = volumes
+        .iter()
+        .find(|v| v.name == "audit-signing-key")
+        .and_then(|v| v.secret.as_ref())
+        .expect("the signing key is a Secret volume");
+    assert_eq!(key.secret_name.as_deref(), Some("sovra-audit-signing-key"));
+    assert_eq!(key.default_mode, Some(0o440));
     let claim = &statefulset.spec.unwrap().volume_claim_templates.unwrap()[0];
     assert_eq!(claim.metadata.name.as_deref(), Some(mount.name.as_str()));
     let ephemeral = operator_pod(&render(&helm, EPHEMERAL)).spec.unwrap();
@@ -1161,7 +1186,10 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
     // With a named StorageClass too, each replica has its own claim and no emptyDir.
     let hardened = render(&helm, HARDENED);
     let pod = operator_pod(&hardened).spec.unwrap();
-    assert!(pod.volumes.is_none(), "claims replace the emptyDir");
+    assert!(
+        pod.volumes.iter().flatten().all(|v| v.empty_dir.is_none()),
+        "claims replace the emptyDir"
+    );
     assert_eq!(
         pod.topology_spread_constraints.unwrap()[0]
             .label_selector
@@ -1305,7 +1333,7 @@ fn network_policy_admits_only_metrics_and_lets_out_only_api_servers_and_dns() {
     assert!(from.namespace_selector.is_some() && from.pod_selector.is_some());
 
     let egress = spec.egress.unwrap();
-    assert_eq!(egress.len(), 2);
+    assert_eq!(egress.len(), 3, "API servers, the checkpoint witness, DNS");
     let cidrs: Vec<String> = egress[0]
         .to
         .iter()
@@ -1320,7 +1348,26 @@ fn network_policy_admits_only_metrics_and_lets_out_only_api_servers_and_dns() {
         .map(|p| format!("{:?}/{:?}", p.port, p.protocol))
         .collect();
     assert_eq!(api_ports, [r#"Some(Int(6443))/Some("TCP")"#]);
-    let dns: Vec<String> = egress[1]
+    let witness = &egress[1];
+    assert_eq!(
+        witness.to.as_ref().unwrap()[0]
+            .ip_block
+            .as_ref()
+            .unwrap()
+            .cidr,
+        "198.51.100.10/32"
+    );
+    assert_eq!(
+        format!("{:?}", witness.ports.as_ref().unwrap()[0].port),
+        "Some(Int(443))"
+    );
+    let defaults: NetworkPolicy = typed(find(&render(&helm, DEFAULTS), "NetworkPolicy", "sovra"));
+    assert_eq!(
+        defaults.spec.unwrap().egress.unwrap().len(),
+        2,
+        "no witness egress without a witness URL"
+    );
+    let dns: Vec<String> = egress[2]
         .ports
         .iter()
         .flatten()
@@ -1464,9 +1511,12 @@ fn kustomize_install_matches_the_default_chart_rendering() {
     let kustomized = kustomize(&kubectl);
     let charted = render(&helm, DEFAULTS);
 
-    // Kustomize owns its namespace; the chart only does with namespace.create.
+    // Kustomize owns its namespace; the chart only does with namespace.create. The checkpoint
+    // signing key is the one object deploy/ leaves out: a key in a committed file would be
+    // everyone's key, so kustomize users make theirs with `sovra audit keygen`.
     let mut expected = inventory(&charted);
     expected.insert(("Namespace".to_owned(), NAMESPACE.to_owned()));
+    assert!(expected.remove(&("Secret".to_owned(), "sovra-audit-signing-key".to_owned())));
     assert_eq!(inventory(&kustomized), expected);
 
     for doc in &kustomized {
@@ -1567,7 +1617,14 @@ fn default_chart_runs_a_statefulset_whose_audit_log_is_on_a_claim_per_replica() 
     let (file, mount) = audit_log_and_mount(&spec.template);
     assert_eq!(file, "/var/lib/sovra/audit/audit.jsonl");
     assert!(
-        spec.template.spec.as_ref().unwrap().volumes.is_none(),
+        spec.template
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .iter()
+            .flatten()
+            .all(|v| v.name != mount.name),
         "no pod volume shadows the claim"
     );
     let claims = spec.volume_claim_templates.unwrap();
@@ -1721,6 +1778,13 @@ fn default_notes_say_the_audit_trail_is_durable_where_its_claims_are_and_how_to_
         "kubectl describe pvc audit-sovra-0 -n sovra-system",
         "kubectl get storageclass",
         "storageclass.kubernetes.io/is-default-class=true",
+        // Signed checkpoints by default, where they are published and how to check a trail
+        // against the copies kept outside.
+        "Signed checkpoints: ON.",
+        "in Secret sovra-audit-signing-key (created by the chart, kept on uninstall)",
+        "kubectl get configmap sovra-audit-checkpoint -n sovra-system -o yaml",
+        "kubectl get events -n sovra-system --field-selector reason=AuditCheckpoint",
+        "--key '<the verifier key you kept>' --checkpoint - < checkpoints.yaml",
     ] {
         assert!(
             notes.contains(expected),
@@ -1729,6 +1793,14 @@ fn default_notes_say_the_audit_trail_is_durable_where_its_claims_are_and_how_to_
     }
     assert!(!notes.contains("NOT DURABLE"), "{notes}");
     assert!(!notes.contains("EPHEMERAL"), "{notes}");
+    let unsigned = helm_notes(&helm, MINIMAL);
+    assert!(unsigned.contains("Signed checkpoints: OFF"), "{unsigned}");
+    let hardened = helm_notes(&helm, HARDENED);
+    assert!(
+        hardened.contains("in Secret sovra-checkpoint-key, and publishes")
+            && hardened.contains("POSTed to https://witness.example.nl/sovra/add-checkpoint"),
+        "{hardened}"
+    );
 
     // A named class is named, and the advice about the default class is left out.
     let notes = helm_notes(

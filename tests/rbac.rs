@@ -90,8 +90,37 @@ fn rules_of(text: &str) -> Grants {
     grants
 }
 
-/// Rules of the chart's ClusterRole and Role with default values.
-fn chart_grants(helm: &PathBuf) -> Grants {
+/// The rules that name their objects (`resourceNames`): (group, resource, verb) -> names.
+fn named_rules(text: &str) -> std::collections::BTreeMap<(String, String, String), Vec<String>> {
+    let mut named = std::collections::BTreeMap::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        for rule in doc["rules"].as_array().unwrap() {
+            let Some(names) = rule["resourceNames"].as_array() else {
+                continue;
+            };
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            for verb in rule["verbs"].as_array().unwrap() {
+                let key = (
+                    rule["apiGroups"][0].as_str().unwrap().to_owned(),
+                    rule["resources"][0].as_str().unwrap().to_owned(),
+                    verb.as_str().unwrap().to_owned(),
+                );
+                named.insert(key, names.clone());
+            }
+        }
+    }
+    named
+}
+
+/// The chart's default rendering.
+fn chart_text(helm: &PathBuf) -> String {
     let output = Command::new(helm)
         .args([
             "template",
@@ -108,19 +137,37 @@ fn chart_grants(helm: &PathBuf) -> Grants {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    rules_of(&String::from_utf8(output.stdout).unwrap())
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Rules of the chart's ClusterRole and Role with default values.
+fn chart_grants(helm: &PathBuf) -> Grants {
+    rules_of(&chart_text(helm))
 }
 
 /// Drives the operator through every path that talks to the API: leader election and lease
 /// renewal, placement, a move, a refusal, a malformed object (raw read, repeated Event),
-/// deletion with the finalizer, and drift on a pod.
+/// deletion with the finalizer, drift on a pod, and signed audit checkpoints (the origin from
+/// kube-system, the published checkpoint read at start, ConfigMap applied, Event).
 async fn exercise_every_path(
     server: &test_apiserver::TestApiServer,
     member: &test_apiserver::TestApiServer,
     dir: &std::path::Path,
 ) {
     join(server, member_cluster("bund-de-1", "DE"), member);
-    let operator = start_operator(server, dir, "sovra-0", true);
+    server
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}))
+        .unwrap();
+    let key = dir.join("audit-signing-key.pem");
+    let pem = sovra::audit::SigningKey::generate()
+        .unwrap()
+        .to_pkcs8_pem()
+        .unwrap();
+    std::fs::write(&key, pem.as_bytes()).unwrap();
+    let mut args = run_args("sovra-0", dir.join("sovra-0-audit.jsonl"), true);
+    args.audit_signing_key = Some(key);
+    args.checkpoint_every_records = 3;
+    let operator = start_operator_with(server, args);
     // On the member: namespace created, child applied, then scaled to zero when the member
     // stops meeting the class, then deleted with the workload.
     server
@@ -197,6 +244,23 @@ async fn exercise_every_path(
     .await;
     // Let the lease be renewed at least once.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually("a checkpoint published", WAIT, || async {
+        server
+            .get(
+                &test_apiserver::ResourceRef::new("", "v1", "configmaps"),
+                Some(OPERATOR_NAMESPACE),
+                "sovra-audit-checkpoint",
+            )
+            .map(|_| ())
+    })
+    .await;
+    wait_for_event(
+        server,
+        OPERATOR_NAMESPACE,
+        "sovra-audit-checkpoint",
+        "AuditCheckpoint",
+    )
+    .await;
     operator.shutdown().await.unwrap();
 }
 
@@ -229,6 +293,19 @@ async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
             .map(|(g, r, v)| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned())),
     );
     let granted = chart_grants(&helm);
+    let named = named_rules(&chart_text(&helm));
+    for r in server.requests() {
+        let key = (r.group.clone(), r.resource.clone(), r.verb.clone());
+        if let Some(names) = named.get(&key) {
+            let name = r.name.clone().unwrap_or_default();
+            assert!(
+                names.contains(&name),
+                "{} {} {name:?}: the chart grants it only on {names:?}",
+                r.verb,
+                r.resource
+            );
+        }
+    }
     let missing: Vec<_> = used.difference(&granted).collect();
     let unused: Vec<_> = granted.difference(&used).collect();
     assert!(

@@ -378,3 +378,70 @@ async fn live_shows_the_operators_stranded_and_exit_ready_workloads_and_placemen
     assert_eq!(live["invalidObjects"], json!(0));
     operator.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_signed_trail_reports_its_last_checkpoint_valid_with_its_key_and_invalid_with_another() {
+    use sovra::audit::{
+        AuditAction, AuditEntry, AuditTrail, CheckpointPolicy, ObjectRef, SigningKey,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signed.jsonl");
+    let key = SigningKey::generate().unwrap();
+    let origin = "sovra.example/kube-system/sovra-0";
+    let trail = AuditTrail::open_signed(
+        Some(path.clone()),
+        "sovra/sovra-0".into(),
+        false,
+        Some(CheckpointPolicy {
+            key: key.clone(),
+            origin: origin.into(),
+            every_records: 2,
+        }),
+    )
+    .await
+    .unwrap();
+    for name in ["a", "b", "c"] {
+        let object = ObjectRef {
+            kind: "SovereignWorkload".into(),
+            namespace: Some("ministry-fin".into()),
+            name: name.into(),
+            uid: None,
+        };
+        let mut entry = AuditEntry::new(AuditAction::Placed, object);
+        entry.class = Some("internal".into());
+        entry.cluster = Some("rijkscloud-nl".into());
+        trail.record(entry).await.unwrap();
+    }
+    trail.checkpoint().await.unwrap();
+    drop(trail);
+    let ours = dir.path().join("ours.pub.pem");
+    std::fs::write(&ours, key.public_key().to_string()).unwrap();
+    let theirs = dir.path().join("theirs.pub.pem");
+    let other = SigningKey::generate().unwrap();
+    std::fs::write(&theirs, other.public_key().to_string()).unwrap();
+    let report = |key: &std::path::Path| {
+        sovra_report(&[
+            "--audit-log",
+            path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+    };
+
+    let valid = report(&ours);
+    assert_eq!(valid.status.code(), Some(0), "{valid:?}");
+    let r = json_of(&valid);
+    assert_eq!(r["checkpoint"]["state"], "valid", "{}", r["checkpoint"]);
+    assert_eq!(r["checkpoint"]["keyName"], origin);
+    assert_eq!(r["decisions"]["total"], 3, "checkpoints are not decisions");
+
+    let forged = report(&theirs);
+    assert_eq!(
+        forged.status.code(),
+        Some(1),
+        "an invalid checkpoint fails the report"
+    );
+    assert_eq!(json_of(&forged)["checkpoint"]["state"], "invalid");
+}

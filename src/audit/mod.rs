@@ -15,10 +15,14 @@
 //!   [`verify_file`] names the first broken line. Lines are serialized from a struct with a
 //!   fixed field order and time format, so their bytes are reproducible; a line not in that
 //!   exact form is reported as edited.
-//! - **Anchor the head.** Nothing follows the last line, so an edit to it (or a rewrite of
-//!   the whole tail with recomputed hashes: the chain holds no secret) is only caught by
-//!   comparing the head hash, `head: <sha256>` in the verify output, with a copy kept outside
-//!   the cluster. Auditors should record the head hash regularly.
+//! - **Anchor the head: signed checkpoints.** Nothing follows the last line, so an edit to it
+//!   (or a rewrite of the whole tail with recomputed hashes: the chain holds no secret) is only
+//!   caught against a copy of the head kept outside the cluster. With a signing key the trail
+//!   writes that copy itself: a `Checkpoint` line every N records and on demand, carrying a
+//!   C2SP signed note of (origin, tree size, head) ([`Checkpoint`], [`CheckpointPolicy`]), which
+//!   the controller publishes outside the trail. [`verify_evidence`] checks the signatures and
+//!   that checkpoints kept elsewhere are prefixes of the file. docs/audit.md says what that
+//!   proves.
 //! - **fsync before acting.** [`AuditTrail::record`] returns only after the line is written
 //!   and synced, so the controller records first and acts second: a decision that took effect
 //!   is never missing from the trail, even after a crash. A crash mid-append leaves a final
@@ -32,14 +36,23 @@
 //! Records also go to stdout (bare JSON, one per line) when enabled, for log pipelines; the
 //! file, not stdout, is the evidence.
 
+mod checkpoint;
+mod evidence;
 mod record;
 mod show;
+mod signer;
+mod signing_key;
 mod trail;
 mod verify;
 
+pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
+pub use evidence::{EvidenceReport, ExternalCheckpoint, verify_evidence, verify_evidence_file};
 pub use record::{
-    AuditAction, AuditEntry, AuditRecord, GENESIS_HASH, ObjectRef, canonical_line, line_hash,
+    AuditAction, AuditEntry, AuditRecord, CHECKPOINT_KIND, GENESIS_HASH, ObjectRef, canonical_line,
+    line_hash,
 };
 pub use show::{ShowFilter, show_file};
+pub use signer::{CheckpointPolicy, RECENT_CHECKPOINTS};
+pub use signing_key::{PublicKey, SigningKey, TrustedKey, VerifierKey};
 pub use trail::AuditTrail;
 pub use verify::{ChainBreak, VerifyReport, verify_file, verify_lines};

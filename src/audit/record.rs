@@ -31,17 +31,20 @@ pub enum AuditAction {
     SovereigntyLost,
     /// A workload's placement was removed (deletion or scale to nothing).
     Released,
+    /// A signed checkpoint of the lines before this one (see [`crate::audit::Checkpoint`]).
+    Checkpoint,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 7] = [
         Self::Placed,
         Self::Moved,
         Self::Refused,
         Self::Violation,
         Self::SovereigntyLost,
         Self::Released,
+        Self::Checkpoint,
     ];
 
     /// The CamelCase name written to the trail.
@@ -53,6 +56,7 @@ impl AuditAction {
             Self::Violation => "Violation",
             Self::SovereigntyLost => "SovereigntyLost",
             Self::Released => "Released",
+            Self::Checkpoint => "Checkpoint",
         }
     }
 }
@@ -148,7 +152,8 @@ impl AuditEntry {
     }
 }
 
-/// One line of the trail, exactly as written. Field order is the line's byte order.
+/// One line of the trail, exactly as written. Field order is the line's byte order; every
+/// field but `checkpoint` is always written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// 1 for the first line, then +1 per line.
@@ -167,6 +172,11 @@ pub struct AuditRecord {
     pub cluster: Option<String>,
     pub pools: Vec<String>,
     pub reasons: Vec<String>,
+    /// On `Checkpoint` lines only: the signed note (C2SP tlog-checkpoint) committing to the
+    /// lines before this one. The one field left out when empty, so that lines written before
+    /// checkpoints existed keep their exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     /// SHA-256 (lowercase hex) of the previous line's bytes without its newline;
     /// [`GENESIS_HASH`] on the first line.
     pub prev: String,
@@ -190,10 +200,41 @@ impl AuditRecord {
             cluster: entry.cluster,
             pools: entry.pools,
             reasons: entry.reasons,
+            checkpoint: None,
             prev,
         }
     }
+
+    /// The `Checkpoint` line at `seq`: `note` is the signed checkpoint of lines 1 to `seq - 1`,
+    /// `origin` names the trail (the line's object is `AuditTrail/<origin>`).
+    pub(crate) fn checkpoint(
+        seq: u64,
+        time: Timestamp,
+        actor: &str,
+        origin: &str,
+        note: String,
+        prev: String,
+    ) -> Self {
+        let object = ObjectRef {
+            kind: CHECKPOINT_KIND.to_owned(),
+            namespace: None,
+            name: origin.to_owned(),
+            uid: None,
+        };
+        let mut record = Self::new(
+            seq,
+            time,
+            actor,
+            AuditEntry::new(AuditAction::Checkpoint, object),
+            prev,
+        );
+        record.checkpoint = Some(note);
+        record
+    }
 }
+
+/// The object kind of `Checkpoint` lines: the trail itself.
+pub const CHECKPOINT_KIND: &str = "AuditTrail";
 
 /// The exact bytes of a record's line, without the newline.
 pub fn canonical_line(record: &AuditRecord) -> Result<String, Error> {
@@ -271,6 +312,26 @@ mod tests {
             line,
             r#"{"seq":12,"time":"2026-11-23T18:00:00.123456Z","actor":"sovra/sovra-0","action":"Placed","object":{"kind":"SovereignWorkload","namespace":"ministry-fin","name":"tax-assessment","uid":"0b6f"},"class":"confidential","cluster":"rijkscloud-nl","pools":["gov-confidential"],"reasons":["all requirements met"],"prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#
         );
+    }
+
+    #[test]
+    fn a_checkpoint_line_carries_its_note_and_other_lines_have_no_checkpoint_field() {
+        assert!(!canonical_line(&record()).unwrap().contains("checkpoint"));
+        let line = canonical_line(&AuditRecord::checkpoint(
+            13,
+            "2026-11-23T18:00:01Z".parse().unwrap(),
+            "sovra/sovra-0",
+            "sovra.dev/x/sovra-0",
+            "note\n".into(),
+            GENESIS_HASH.into(),
+        ))
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"seq":13,"time":"2026-11-23T18:00:01.000000Z","actor":"sovra/sovra-0","action":"Checkpoint","object":{"kind":"AuditTrail","namespace":null,"name":"sovra.dev/x/sovra-0","uid":null},"class":null,"cluster":null,"pools":[],"reasons":[],"checkpoint":"note\n","prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#
+        );
+        let parsed: AuditRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(canonical_line(&parsed).unwrap(), line);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A readable view of a trail for people: filtered, aligned, and always ending with whether
 //! the chain verified, so nobody reads a tampered trail without being told.
 
+use super::checkpoint::SignedCheckpoint;
 use super::record::{AuditAction, AuditRecord, format_time};
 use super::verify::{VerifyReport, scan};
 use crate::Error;
@@ -72,6 +73,11 @@ fn render(shown: &[&AuditRecord], total: usize, report: &VerifyReport) -> String
     out.push_str(&format!("({} of {total} records shown)\n", rows.len()));
     out.push_str(&verification_line(report));
     out.push('\n');
+    if shown.iter().any(|r| r.action == AuditAction::Checkpoint) {
+        out.push_str(
+            "checkpoint signatures are not checked here: sovra audit verify FILE --key PUB\n",
+        );
+    }
     out
 }
 
@@ -89,8 +95,19 @@ fn row(r: &AuditRecord) -> [String; 8] {
         or_dash(r.class.as_deref().unwrap_or_default()),
         or_dash(r.cluster.as_deref().unwrap_or_default()),
         or_dash(&r.pools.join(",")),
-        or_dash(&r.reasons.join("; ")),
+        or_dash(&reasons(r)),
     ]
+}
+
+/// A checkpoint line shows what it commits to; other lines their reasons.
+fn reasons(r: &AuditRecord) -> String {
+    match (r.action, &r.checkpoint) {
+        (AuditAction::Checkpoint, Some(note)) => match SignedCheckpoint::parse(note) {
+            Ok(signed) => format!("signed checkpoint: {}", signed.checkpoint),
+            Err(e) => format!("malformed checkpoint: {e}"),
+        },
+        _ => r.reasons.join("; "),
+    }
 }
 
 fn or_dash(text: &str) -> String {

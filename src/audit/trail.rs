@@ -1,12 +1,17 @@
-//! The writer: one append-only file per Sovra process, continued across restarts.
+//! The writer: one append-only file per Sovra process, continued across restarts; with a
+//! signing key it also writes signed checkpoints (see [`CheckpointPolicy`]).
 
+mod file;
+
+use super::checkpoint::SignedCheckpoint;
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH, canonical_line, line_hash};
-use super::verify::scan;
+use super::signer::{CheckpointPolicy, Signer};
 use crate::Error;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use file::{append_durably, echo, open_file};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 
 /// Where records go when there is no file.
 const STDOUT: &str = "<stdout>";
@@ -38,14 +43,17 @@ struct State {
     /// Set when a failed write could not be rolled back: the file may end in a torn line,
     /// so nothing more may be appended to it.
     unusable: Option<String>,
+    /// Present when checkpoints are signed.
+    signer: Option<Signer>,
 }
 
 impl AuditTrail {
     /// Opens (creating if missing, with parent directories) the append-only trail at `path`
     /// and verifies it, so the chain continues across restarts. Refuses, with
     /// [`Error::Audit`] naming the first broken line, when the existing chain is broken,
-    /// including when the last line has no newline (a torn write): Sovra never extends a
-    /// tampered trail. Also refuses when another process holds the file's lock.
+    /// including when the last line has no newline (a torn write) and when a checkpoint in it
+    /// contradicts the lines before it: Sovra never extends a tampered trail. Also refuses
+    /// when another process holds the file's lock.
     ///
     /// `path: None` writes to stdout only (still hash-chained, in memory; `echo_stdout` is
     /// then implied). `actor` is written on every line, e.g. `sovra/<pod name>`.
@@ -54,32 +62,69 @@ impl AuditTrail {
         actor: String,
         echo_stdout: bool,
     ) -> Result<Self, Error> {
-        let state = match &path {
-            None => State {
-                file: None,
-                last_seq: 0,
-                head: GENESIS_HASH.to_owned(),
-                unusable: None,
-            },
+        Self::open_signed(path, actor, echo_stdout, None).await
+    }
+
+    /// [`AuditTrail::open`], and with `checkpoints` the trail writes signed checkpoints: after
+    /// every `every_records` records, and on [`AuditTrail::checkpoint`]. A trail whose file
+    /// already has checkpoints keeps their origin (a different configured one is logged).
+    pub async fn open_signed(
+        path: Option<PathBuf>,
+        actor: String,
+        echo_stdout: bool,
+        checkpoints: Option<CheckpointPolicy>,
+    ) -> Result<Self, Error> {
+        let (file, scanned) = match &path {
+            None => (None, None),
             Some(p) => {
                 let p = p.clone();
                 let for_error = p.clone();
-                tokio::task::spawn_blocking(move || open_file(&p))
+                let (file, scanned) = tokio::task::spawn_blocking(move || open_file(&p))
                     .await
                     .map_err(|e| Error::Audit {
-                        path: for_error,
-                        message: format!("opening task failed: {e}"),
-                    })??
+                    path: for_error,
+                    message: format!("opening task failed: {e}"),
+                })??;
+                (Some(file), Some(scanned))
             }
         };
+        let (last_seq, head) = scanned.as_ref().map_or((0, GENESIS_HASH.to_owned()), |s| {
+            (s.last_seq, s.head.clone())
+        });
+        let signer = checkpoints.map(|mut policy| {
+            let found: Vec<SignedCheckpoint> = scanned
+                .as_ref()
+                .map(|s| s.checkpoints.iter().map(|(_, c)| c.clone()).collect())
+                .unwrap_or_default();
+            if let Some(existing) = found.first().map(|c| c.checkpoint.origin.clone())
+                && existing != policy.origin
+            {
+                tracing::warn!(
+                    configured = %policy.origin, %existing,
+                    "the trail's checkpoints name another origin; keeping the trail's"
+                );
+                policy.origin = existing;
+            }
+            warn_unsigned(&found, &policy);
+            let since = scanned.as_ref().map_or(0, |s| s.since_checkpoint);
+            Signer::new(policy, found, since)
+        });
         if let Some(p) = &path {
             tracing::info!(
                 path = %p.display(),
-                records = state.last_seq,
-                head = %state.head,
+                records = last_seq,
+                head = %head,
+                origin = signer.as_ref().map(Signer::origin),
                 "audit trail verified and opened"
             );
         }
+        let state = State {
+            file,
+            last_seq,
+            head,
+            unusable: None,
+            signer,
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 path,
@@ -99,6 +144,8 @@ impl AuditTrail {
     /// newline are written and `fsync`ed (`sync_data`) before this returns, so a decision
     /// Sovra acts on is never missing from the trail. Then the line is echoed to stdout when
     /// enabled, as bare JSON. Appends are serialized, so concurrent callers produce one chain.
+    /// When the record makes a checkpoint due by count, the checkpoint line follows it (a
+    /// checkpoint that cannot be written is logged and tried again after the next record).
     ///
     /// If the write fails the file is truncated back to its previous length and the error
     /// returned; if even that fails, the trail refuses further appends until Sovra restarts
@@ -117,6 +164,33 @@ impl AuditTrail {
             })?
     }
 
+    /// Appends a signed checkpoint of every line so far, unless the trail signs none or no
+    /// record was appended since the last checkpoint. Returns the checkpoint written, if any.
+    pub async fn checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.checkpoint(&mut state, jiff::Timestamp::now())
+        })
+        .await
+        .map_err(|e| Error::Audit {
+            path: self.shared.error_path(),
+            message: format!("audit writer task failed: {e}"),
+        })?
+    }
+
+    /// The recent checkpoints (at most [`super::RECENT_CHECKPOINTS`], oldest first: those in
+    /// the file when it was opened, then each one written), updated after every checkpoint.
+    /// `None` when the trail signs no checkpoints.
+    pub fn checkpoints(&self) -> Option<watch::Receiver<Vec<SignedCheckpoint>>> {
+        self.lock().signer.as_ref().map(Signer::subscribe)
+    }
+
+    /// The origin the trail's checkpoints name, when it signs them.
+    pub fn origin(&self) -> Option<String> {
+        self.lock().signer.as_ref().map(|s| s.origin().to_owned())
+    }
+
     /// The trail file, or `None` when writing to stdout only.
     pub fn path(&self) -> Option<&Path> {
         self.shared.path.as_deref()
@@ -125,6 +199,32 @@ impl AuditTrail {
     /// The actor written on every line.
     pub fn actor(&self) -> &str {
         &self.shared.actor
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Logs checkpoints in the file that the configured key did not sign (a rotated key, or a
+/// forgery; `sovra audit verify --key` tells which key signed what).
+fn warn_unsigned(found: &[SignedCheckpoint], policy: &CheckpointPolicy) {
+    let Ok(verifier) = policy.key.public_key().verifier(&policy.origin) else {
+        return;
+    };
+    let unsigned = found
+        .iter()
+        .filter(|c| c.verify(&verifier).is_err())
+        .count();
+    if unsigned > 0 {
+        tracing::warn!(
+            unsigned,
+            key = %verifier,
+            "checkpoints in the audit trail are not signed by the configured key"
+        );
     }
 }
 
@@ -135,6 +235,56 @@ impl Shared {
 
     fn append(&self, entry: AuditEntry, time: jiff::Timestamp) -> Result<AuditRecord, Error> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = self.next_seq(&state)?;
+        let record = AuditRecord::new(seq, time, &self.actor, entry, state.head.clone());
+        self.write(&mut state, &record)?;
+        if let Some(signer) = &mut state.signer {
+            signer.recorded();
+            if signer.due_by_count()
+                && let Err(error) = self.checkpoint(&mut state, time)
+            {
+                // The record is durable; the checkpoint is tried again after the next one.
+                tracing::error!(%error, seq, "could not write an audit checkpoint");
+            }
+        }
+        Ok(record)
+    }
+
+    /// Writes a checkpoint line if one is due (see [`AuditTrail::checkpoint`]).
+    fn checkpoint(
+        &self,
+        state: &mut State,
+        time: jiff::Timestamp,
+    ) -> Result<Option<SignedCheckpoint>, Error> {
+        if !state.signer.as_ref().is_some_and(Signer::due) {
+            return Ok(None);
+        }
+        self.next_seq(state)?;
+        let made = state
+            .signer
+            .as_ref()
+            .map(|signer| signer.line(state.last_seq, &state.head, time, &self.actor));
+        let Some(made) = made else {
+            return Ok(None);
+        };
+        let (record, signed) = made.map_err(|message| Error::Audit {
+            path: self.error_path(),
+            message: format!("could not make a checkpoint: {message}"),
+        })?;
+        self.write(state, &record)?;
+        if let Some(signer) = &mut state.signer {
+            signer.written(signed.clone());
+        }
+        tracing::info!(
+            tree_size = signed.checkpoint.tree_size,
+            head = %signed.checkpoint.head(),
+            origin = %signed.checkpoint.origin,
+            "audit checkpoint written"
+        );
+        Ok(Some(signed))
+    }
+
+    fn next_seq(&self, state: &State) -> Result<u64, Error> {
         if let Some(reason) = &state.unusable {
             return Err(Error::Audit {
                 path: self.error_path(),
@@ -143,12 +293,15 @@ impl Shared {
                 ),
             });
         }
-        let seq = state.last_seq.checked_add(1).ok_or_else(|| Error::Audit {
+        state.last_seq.checked_add(1).ok_or_else(|| Error::Audit {
             path: self.error_path(),
             message: "seq overflow".to_owned(),
-        })?;
-        let record = AuditRecord::new(seq, time, &self.actor, entry, state.head.clone());
-        let line = canonical_line(&record)?;
+        })
+    }
+
+    /// Writes `record` as the next line (fsynced), echoes it, and moves the head.
+    fn write(&self, state: &mut State, record: &AuditRecord) -> Result<(), Error> {
+        let line = canonical_line(record)?;
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
@@ -168,7 +321,7 @@ impl Shared {
                     && let Err(error) = echo(&bytes)
                 {
                     // The record is durable in the file; stdout is a convenience copy.
-                    tracing::warn!(%error, seq, "could not echo audit record to stdout");
+                    tracing::warn!(%error, seq = record.seq, "could not echo audit record to stdout");
                 }
             }
             _ => echo(&bytes).map_err(|source| Error::WriteFile {
@@ -176,124 +329,10 @@ impl Shared {
                 source,
             })?,
         }
-        state.last_seq = seq;
+        state.last_seq = record.seq;
         state.head = line_hash(line.as_bytes());
-        Ok(record)
+        Ok(())
     }
-}
-
-struct AppendFailure {
-    error: std::io::Error,
-    /// Why the file can no longer be appended to, when rolling back failed too.
-    unusable: Option<String>,
-}
-
-/// Writes `bytes` at the end of `file` and syncs; on failure truncates back to the old length.
-fn append_durably(mut file: &File, bytes: &[u8]) -> Result<(), AppendFailure> {
-    let len_before = file.metadata().map_err(|error| AppendFailure {
-        error,
-        unusable: None,
-    })?;
-    let len_before = len_before.len();
-    let written = file.write_all(bytes).and_then(|()| file.sync_data());
-    let Err(error) = written else {
-        return Ok(());
-    };
-    let rollback = file.set_len(len_before).and_then(|()| file.sync_data());
-    let unusable = rollback.err().map(|rollback_error| {
-        format!(
-            "an append failed ({error}) and truncating back to {len_before} bytes failed too \
-             ({rollback_error}), so the file may end in a torn line"
-        )
-    });
-    if let Some(reason) = &unusable {
-        tracing::error!(%reason, "audit trail is unusable");
-    }
-    Err(AppendFailure { error, unusable })
-}
-
-/// One write of the whole line under the stdout lock, so lines never interleave.
-fn echo(bytes: &[u8]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)?;
-    out.flush()
-}
-
-fn open_file(path: &Path) -> Result<State, Error> {
-    let audit_error = |message: String| Error::Audit {
-        path: path.to_owned(),
-        message,
-    };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(parent) = parent {
-        std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
-    let existed = path.exists();
-
-    let mut options = OpenOptions::new();
-    options.read(true).append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o640);
-    }
-    let mut file = options.open(path).map_err(|source| Error::WriteFile {
-        path: path.to_owned(),
-        source,
-    })?;
-
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(audit_error(
-                "another process holds this trail's lock; only one Sovra process may append \
-                 to a trail file (each replica needs its own file)"
-                    .to_owned(),
-            ));
-        }
-        Err(TryLockError::Error(error)) => {
-            // Some filesystems do not support locks; single writer then rests on deployment.
-            tracing::warn!(path = %path.display(), %error, "could not lock the audit trail");
-        }
-    }
-
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|source| Error::ReadFile {
-            path: path.to_owned(),
-            source,
-        })?;
-    let scanned = scan(&bytes);
-    if let Some(b) = scanned.report.first_break {
-        return Err(audit_error(format!(
-            "chain is broken at line {}: {}. Refusing to extend a tampered or torn trail: keep \
-             the file as evidence, investigate, then move it aside so Sovra starts a new trail",
-            b.line, b.problem
-        )));
-    }
-
-    #[cfg(unix)]
-    if !existed && let Some(parent) = parent {
-        // Make the new file's directory entry durable too.
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| Error::WriteFile {
-                path: parent.to_owned(),
-                source,
-            })?;
-    }
-    #[cfg(not(unix))]
-    let _ = existed;
-
-    Ok(State {
-        file: Some(file),
-        last_seq: scanned.last_seq,
-        head: scanned.head,
-        unusable: None,
-    })
 }
 
 #[cfg(test)]

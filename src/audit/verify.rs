@@ -8,7 +8,9 @@
 //! a `prev` that does not match. The last line has no successor to vouch for it, so its
 //! integrity rests on the head hash: record `head: <sha256>` outside the cluster and compare.
 
-use super::record::{AuditRecord, GENESIS_HASH, canonical_line, line_hash};
+use super::checkpoint::SignedCheckpoint;
+use super::evidence::check_checkpoint_line;
+use super::record::{AuditAction, AuditRecord, GENESIS_HASH, canonical_line, line_hash};
 use crate::Error;
 use std::fmt;
 use std::path::Path;
@@ -85,6 +87,20 @@ pub(crate) struct Scan {
     pub last_seq: u64,
     /// Hash of the last verified line ([`GENESIS_HASH`] when none): the next line's `prev`.
     pub head: String,
+    /// The `Checkpoint` lines that verified, with their line numbers, in order. Their notes
+    /// are well formed and commit to the lines before them; signatures are not checked here.
+    pub checkpoints: Vec<(usize, SignedCheckpoint)>,
+    /// Verified records after the last checkpoint (all of them when there is none).
+    pub since_checkpoint: u64,
+}
+
+impl Scan {
+    /// The trail's origin: that of its checkpoints.
+    pub fn origin(&self) -> Option<&str> {
+        self.checkpoints
+            .first()
+            .map(|(_, c)| c.checkpoint.origin.as_str())
+    }
 }
 
 pub(crate) fn scan(bytes: &[u8]) -> Scan {
@@ -92,6 +108,8 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
     let mut head = GENESIS_HASH.to_owned();
     let mut records = 0;
     let mut first_break = None;
+    let mut checkpoints: Vec<(usize, SignedCheckpoint)> = Vec::new();
+    let mut since_checkpoint = 0;
 
     let mut pieces = bytes.split(|b| *b == b'\n').enumerate().peekable();
     while let Some((index, line)) = pieces.next() {
@@ -101,11 +119,21 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
             break;
         }
         let number = index + 1;
-        match check_line(line, !is_last_piece, number, last_seq, &head) {
-            Ok(seq) => {
+        let origin = checkpoints
+            .first()
+            .map(|(_, c)| c.checkpoint.origin.as_str());
+        match check_line(line, !is_last_piece, number, last_seq, &head, origin) {
+            Ok((seq, checkpoint)) => {
                 records += 1;
                 last_seq = seq;
                 head = line_hash(line);
+                match checkpoint {
+                    Some(checkpoint) => {
+                        checkpoints.push((number, checkpoint));
+                        since_checkpoint = 0;
+                    }
+                    None => since_checkpoint += 1,
+                }
             }
             Err(problem) => {
                 first_break = Some(ChainBreak {
@@ -126,17 +154,21 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
         report,
         last_seq,
         head,
+        checkpoints,
+        since_checkpoint,
     }
 }
 
-/// Checks one line against the chain so far; returns its `seq`.
+/// Checks one line against the chain so far (and a `Checkpoint` line against the lines before
+/// it and the trail's `origin`); returns its `seq`, and its checkpoint.
 fn check_line(
     line: &[u8],
     terminated: bool,
     number: usize,
     last_seq: u64,
     head: &str,
-) -> Result<u64, String> {
+    origin: Option<&str>,
+) -> Result<(u64, Option<SignedCheckpoint>), String> {
     if !terminated {
         return Err(
             "last line has no trailing newline: a torn write (the writer stopped \
@@ -181,6 +213,18 @@ fn check_line(
         });
     }
 
+    // Before `prev`: a rewrite of the lines before a checkpoint is reported as contradicting
+    // the checkpoint, whether or not the rewriter also recomputed this line's `prev`.
+    let checkpoint = match (record.action, &record.checkpoint) {
+        (AuditAction::Checkpoint, _) => Some(check_checkpoint_line(&record, number, head, origin)?),
+        (_, None) => None,
+        (action, Some(_)) => {
+            return Err(format!(
+                "a {action} line carries a checkpoint; only Checkpoint lines do"
+            ));
+        }
+    };
+
     if record.prev != head {
         return Err(if number == 1 {
             "prev is not the genesis hash (the start of the trail was removed or replaced)"
@@ -193,7 +237,7 @@ fn check_line(
             )
         });
     }
-    Ok(record.seq)
+    Ok((record.seq, checkpoint))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `sovra` command line: `run` (operator), `crd`, `plan`, `audit`, `report`.
 
+pub mod audit;
 pub mod concentration;
 pub mod live;
 pub mod manifests;
@@ -26,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `RunArgs` is by far the largest; the command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator (in-cluster config, or KUBECONFIG).
@@ -39,7 +42,7 @@ pub enum Command {
     /// Decide placements offline from manifests (or from a hub, with --live); exits 1 when
     /// any workload is refused, 2 on input problems.
     Plan(PlanArgs),
-    /// Check or read the hash-chained audit trail.
+    /// Check or read the hash-chained audit trail; make checkpoint signing keys.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Write the auditors' report of the audit trail: self-contained HTML or JSON. Exits 1
@@ -141,6 +144,26 @@ pub struct RunArgs {
     /// Also print each audit record on stdout, for log pipelines.
     #[arg(long, env = "SOVRA_AUDIT_STDOUT", default_value_t = true, action = clap::ArgAction::Set)]
     pub audit_stdout: bool,
+    /// Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; without it the trail
+    /// has no checkpoints. `sovra audit keygen` makes one.
+    #[arg(long, env = "SOVRA_AUDIT_SIGNING_KEY")]
+    pub audit_signing_key: Option<PathBuf>,
+    /// The checkpoints' origin; default `sovra.dev/<UID of the hub's kube-system
+    /// Namespace>/<identity>`, or `sovra.dev/<namespace>/<identity>` when that cannot be read.
+    #[arg(long, env = "SOVRA_AUDIT_ORIGIN")]
+    pub audit_origin: Option<String>,
+    /// A signed checkpoint after this many audit records (0: by time and on shutdown only).
+    #[arg(long, env = "SOVRA_CHECKPOINT_EVERY_RECORDS", default_value_t = 100)]
+    pub checkpoint_every_records: u64,
+    /// A signed checkpoint this often when there are new records, e.g. `10m`.
+    #[arg(long, env = "SOVRA_CHECKPOINT_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub checkpoint_interval: std::time::Duration,
+    /// POST every checkpoint (text/plain, the signed note) to this witness or relay URL.
+    #[arg(long, env = "SOVRA_CHECKPOINT_WITNESS_URL")]
+    pub checkpoint_witness_url: Option<String>,
+    /// Bound on each POST to the witness, e.g. `10s`.
+    #[arg(long, env = "SOVRA_CHECKPOINT_WITNESS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub checkpoint_witness_timeout: std::time::Duration,
     /// Workloads reconciled at once.
     #[arg(long, env = "SOVRA_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -170,6 +193,12 @@ impl From<RunArgs> for crate::controller::Settings {
             identity: args.identity,
             audit_log: args.audit_log,
             audit_stdout: args.audit_stdout,
+            audit_signing_key: args.audit_signing_key,
+            audit_origin: args.audit_origin,
+            checkpoint_every_records: args.checkpoint_every_records,
+            checkpoint_interval: args.checkpoint_interval,
+            checkpoint_witness_url: args.checkpoint_witness_url,
+            checkpoint_witness_timeout: args.checkpoint_witness_timeout,
             concurrency: args.concurrency,
             member_probe_interval: args.member_probe_interval,
             member_timeout: args.member_timeout,
@@ -302,7 +331,7 @@ fn write_crds(out_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
 }
 
 /// Writes to stdout without `print!`'s panic on a closed pipe (`sovra plan ... | head`).
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

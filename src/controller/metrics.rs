@@ -27,6 +27,8 @@ pub struct Metrics {
     pub workloads_stranded: Family<Labels, Gauge>,
     /// Placed workloads per provider (by parent) and class: concentration at a glance.
     pub provider_placements: Family<Labels, Gauge>,
+    /// Audit checkpoints published, by target (configmap, event, witness) and result.
+    pub checkpoint_publications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,7 @@ impl Default for Metrics {
         let reconciles_in_flight = Family::<Labels, Gauge>::default();
         let workloads_stranded = Family::<Labels, Gauge>::default();
         let provider_placements = Family::<Labels, Gauge>::default();
+        let checkpoint_publications = Family::<Labels, Counter>::default();
         registry.register(
             "reconciliations",
             "Reconciles run, by controller",
@@ -94,6 +97,11 @@ impl Default for Metrics {
             "Placed workloads per provider (its parent, when it has one) and class",
             provider_placements.clone(),
         );
+        registry.register(
+            "audit_checkpoint_publications",
+            "Signed audit checkpoints published, by target (configmap, event, witness) and result (ok, failed)",
+            checkpoint_publications.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciliations,
@@ -106,6 +114,7 @@ impl Default for Metrics {
             reconciles_in_flight,
             workloads_stranded,
             provider_placements,
+            checkpoint_publications,
         }
     }
 }

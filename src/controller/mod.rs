@@ -10,6 +10,8 @@
 
 mod backoff;
 mod caches;
+mod checkpoint_policy;
+mod checkpoints;
 mod children;
 mod cluster;
 mod cluster_status;
@@ -37,10 +39,12 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod witness;
 mod workload;
 mod world;
 
 pub use backoff::Backoff;
+pub use checkpoints::{CHECKPOINT_CONFIG_MAP, CHECKPOINT_KEY_SUFFIX};
 pub use cluster_status::{Link, cluster_status, sovereignty_lost};
 pub use exit_status::CONDITION_EXIT_READY;
 pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
@@ -196,13 +200,21 @@ impl Operator {
         }
     }
 
-    /// One term: fresh caches, synced; members probed; a new context (audit trail re-opened
-    /// and re-verified); then the controllers, until shutdown. Dropping the future aborts all of
-    /// it. Ok once shutdown completed.
+    /// One term: the audit trail re-opened and re-verified (with a signing key: checked
+    /// against its published checkpoint, and a checkpoint of what an earlier term left
+    /// uncovered); fresh caches, synced; members probed; a new context; then the controllers,
+    /// until shutdown, with checkpoints on a timer and one on shutdown. Dropping the future
+    /// aborts all of it. Ok once shutdown completed.
     async fn term(&self) -> Result<(), Error> {
         self.health.set(Phase::Starting);
         let earlier_terms = self.terms.fetch_add(1, Ordering::SeqCst);
-        let audit = self.open_audit_trail(earlier_terms > 0).await?;
+        let policy = checkpoint_policy::policy(&self.client, &self.settings).await?;
+        let key = policy.as_ref().map(|p| p.key.clone());
+        let audit = self.open_audit_trail(earlier_terms > 0, policy).await?;
+        let (client, settings) = (&self.client, &self.settings);
+        let publisher =
+            checkpoints::Publisher::start(client, settings, &self.metrics, &audit, key.as_ref())
+                .await?;
         let hub_version = self
             .client
             .apiserver_version()
@@ -223,17 +235,28 @@ impl Operator {
             Api::<DeserializeGuard<SovereignWorkload>>::all(self.client.clone()),
             watcher::Config::default().any_semantic(),
         );
-        let ctx = Arc::new(self.context(&caches, audit, workloads.store(), hub_version));
+        let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
         let _stop_publishing = StopPublishing(ctx.clone());
         self.health.set(Phase::Reconciling);
-        self.run_controllers(ctx, caches, workloads).await;
+        let controllers = self.run_controllers(ctx, caches, workloads);
+        match &publisher {
+            Some(publisher) => {
+                let interval = self.settings.checkpoint_interval;
+                publisher.run_alongside(&audit, interval, controllers).await;
+            }
+            None => controllers.await,
+        }
         Ok(())
     }
 
     /// Opens (and so verifies) the audit trail. After an earlier term its handle may still be
     /// closing (an append in flight holds the file's lock for a moment), so then a failure is
     /// retried briefly before it counts.
-    async fn open_audit_trail(&self, after_a_term: bool) -> Result<AuditTrail, Error> {
+    async fn open_audit_trail(
+        &self,
+        after_a_term: bool,
+        checkpoints: Option<crate::audit::CheckpointPolicy>,
+    ) -> Result<AuditTrail, Error> {
         let patience = if after_a_term {
             Duration::from_secs(5)
         } else {
@@ -241,10 +264,11 @@ impl Operator {
         };
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            match AuditTrail::open(
+            match AuditTrail::open_signed(
                 self.settings.audit_log.clone(),
                 format!("sovra/{}", self.settings.identity),
                 self.settings.audit_stdout,
+                checkpoints.clone(),
             )
             .await
             {

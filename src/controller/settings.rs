@@ -22,6 +22,18 @@ pub struct Settings {
     pub audit_log: Option<PathBuf>,
     /// Also print each audit record on stdout, for log pipelines.
     pub audit_stdout: bool,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints; `None`: no checkpoints.
+    pub audit_signing_key: Option<PathBuf>,
+    /// The checkpoints' origin; `None`: derived from the hub's kube-system Namespace UID.
+    pub audit_origin: Option<String>,
+    /// A checkpoint after this many records (0: only by time and on shutdown).
+    pub checkpoint_every_records: u64,
+    /// A checkpoint this often when there are new records.
+    pub checkpoint_interval: Duration,
+    /// Where every checkpoint is POSTed (a witness or a relay to one).
+    pub checkpoint_witness_url: Option<String>,
+    /// Bound on each POST to the witness.
+    pub checkpoint_witness_timeout: Duration,
     /// Objects reconciled at once, per controller.
     pub concurrency: u16,
     /// How often member clusters are probed.

@@ -62,11 +62,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s/audit.jsonl" (trimSuffix "/" .Values.auditLog.mountPath) }}
 {{- end }}
 
+{{/* "true" when checkpoints are signed: an existing Secret is named, or the chart creates one. */}}
+{{- define "sovra.auditSigning" -}}
+{{- if or .Values.auditLog.signingKey.existingSecret .Values.auditLog.signingKey.create }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the checkpoint signing key. */}}
+{{- define "sovra.auditSigningKeySecret" -}}
+{{- .Values.auditLog.signingKey.existingSecret | default (printf "%s-audit-signing-key" (include "sovra.fullname" .)) }}
+{{- end }}
+
+{{/* Where the operator reads the signing key (SOVRA_AUDIT_SIGNING_KEY). */}}
+{{- define "sovra.auditSigningKeyFile" -}}
+/etc/sovra/audit-signing-key/signing-key.pem
+{{- end }}
+
 {{/*
 The operator pod template, shared by the Deployment (audit trail on an emptyDir) and the
 StatefulSet (audit trail on a per-replica PersistentVolumeClaim).
 */}}
 {{- define "sovra.podTemplate" -}}
+{{- $signing := include "sovra.auditSigning" . }}
 metadata:
   labels:
     {{- include "sovra.selectorLabels" . | nindent 4 }}
@@ -124,6 +140,23 @@ spec:
           value: {{ include "sovra.leaseName" . | quote }}
         - name: SOVRA_AUDIT_LOG
           value: {{ include "sovra.auditLogFile" . | quote }}
+        {{- if $signing }}
+        # Signed checkpoints of the audit trail (docs/audit.md).
+        - name: SOVRA_AUDIT_SIGNING_KEY
+          value: {{ include "sovra.auditSigningKeyFile" . | quote }}
+        - name: SOVRA_CHECKPOINT_EVERY_RECORDS
+          value: {{ .Values.auditLog.checkpoints.everyRecords | quote }}
+        - name: SOVRA_CHECKPOINT_INTERVAL
+          value: {{ .Values.auditLog.checkpoints.interval | quote }}
+        {{- with .Values.auditLog.checkpoints.witnessURL }}
+        - name: SOVRA_CHECKPOINT_WITNESS_URL
+          value: {{ . | quote }}
+        {{- end }}
+        {{- with .Values.auditLog.checkpoints.origin }}
+        - name: SOVRA_AUDIT_ORIGIN
+          value: {{ . | quote }}
+        {{- end }}
+        {{- end }}
         - name: SOVRA_CONCURRENCY
           value: {{ .Values.operator.concurrency | quote }}
         - name: SOVRA_LOG_FORMAT
@@ -163,13 +196,31 @@ spec:
       volumeMounts:
         - name: audit
           mountPath: {{ .Values.auditLog.mountPath }}
-  {{- if not .Values.auditLog.persistence.enabled }}
+        {{- if $signing }}
+        - name: audit-signing-key
+          mountPath: {{ dir (include "sovra.auditSigningKeyFile" .) }}
+          readOnly: true
+        {{- end }}
+  {{- if or (not .Values.auditLog.persistence.enabled) $signing }}
   volumes:
+    {{- if not .Values.auditLog.persistence.enabled }}
     # auditLog.ephemeralLostOnRestart: one emptyDir per pod, each replica writes its own hash
     # chain, and the chain is deleted with the pod.
     - name: audit
       emptyDir:
         sizeLimit: {{ .Values.auditLog.emptyDirSizeLimit }}
+    {{- end }}
+    {{- if $signing }}
+    # The Ed25519 key that signs audit checkpoints, read-only (group-readable by fsGroup).
+    # The pod does not start until the Secret exists.
+    - name: audit-signing-key
+      secret:
+        secretName: {{ include "sovra.auditSigningKeySecret" . }}
+        defaultMode: 288 # 0440
+        items:
+          - key: {{ .Values.auditLog.signingKey.secretKey }}
+            path: {{ base (include "sovra.auditSigningKeyFile" .) }}
+    {{- end }}
   {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:

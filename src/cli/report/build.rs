@@ -126,7 +126,10 @@ fn replay(entries: &[&Entry]) -> BTreeMap<String, Running> {
                 state.remove(&key);
                 continue;
             }
-            AuditAction::Violation | AuditAction::SovereigntyLost => continue,
+            // Checkpoints are read apart (`trail::read`) and never reach the replay.
+            AuditAction::Violation | AuditAction::SovereigntyLost | AuditAction::Checkpoint => {
+                continue;
+            }
         };
         state.insert(
             key,

@@ -1,15 +1,11 @@
 //! The trail's last signed checkpoint, as the report shows it.
 //!
-//! **Seam for signed checkpoints.** Checking a checkpoint (a C2SP signed note of the trail's
-//! size and head hash, Ed25519) belongs to the audit module's checkpoint work, not to the
-//! report. The report only asks [`checkpoint_status`] and renders whichever
-//! [`CheckpointStatus`] it gets: every variant is rendered and tested already
-//! (`html.rs`, `model.rs`). When `crate::audit` can verify checkpoints, the `Some` arm of
-//! [`checkpoint_status`] calls it with the key and the chain and maps its answer to `Valid`
-//! or `Invalid`; nothing else in the report changes.
+//! Checking a checkpoint (a C2SP signed note of the trail's size and head hash, Ed25519) is
+//! the audit module's work (`crate::audit::SignedCheckpoint`, `TrustedKey`); the report asks
+//! [`checkpoint_status`] and renders whichever [`CheckpointStatus`] it gets.
 
 use super::trail::{CheckpointLine, format_time};
-use crate::audit::VerifyReport;
+use crate::audit::{SignedCheckpoint, TrustedKey, VerifyReport};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -73,9 +69,10 @@ impl CheckpointStatus {
 
 /// The status of the trail's last checkpoint (`last`), checked with `key` against `chain`.
 ///
-/// Today no checkpoint can be checked: a checkpoint line found in the trail is `Unverified`
-/// (`NoKey` without `--key`, else `NotSupported`). This is the one function the signed
-/// checkpoint work fills in (see the module docs).
+/// Without `--key` a checkpoint is `Unverified`. With one, it is `Valid` when its signature
+/// verifies with the key for its origin and the chain holds: the chain scan already checks
+/// that every checkpoint line commits to exactly the lines before it
+/// ([`crate::audit::verify_evidence`] explains what that proves).
 pub fn checkpoint_status(
     last: Option<&CheckpointLine>,
     key: Option<&PublicKey>,
@@ -84,18 +81,53 @@ pub fn checkpoint_status(
     let Some(line) = last else {
         return CheckpointStatus::None;
     };
-    // The signature check, once the audit module has it, needs the key and the chain.
-    let _ = chain;
     let at = CheckpointAt {
         line: line.line,
         seq: line.seq,
         time: line.time.as_ref().map(format_time),
     };
-    let why = match key {
-        None => Unchecked::NoKey,
-        Some(_) => Unchecked::NotSupported,
+    let Some(key) = key else {
+        return CheckpointStatus::Unverified {
+            at,
+            why: Unchecked::NoKey,
+        };
     };
-    CheckpointStatus::Unverified { at, why }
+    match verify(line, key, chain) {
+        Ok((size, head, key_name)) => CheckpointStatus::Valid {
+            at,
+            size,
+            head,
+            key_name,
+        },
+        Err(problem) => CheckpointStatus::Invalid { at, problem },
+    }
+}
+
+/// The checkpoint's tree size, head and key name once its signature verified.
+fn verify(
+    line: &CheckpointLine,
+    key: &PublicKey,
+    chain: &VerifyReport,
+) -> Result<(u64, String, String), String> {
+    let note = line
+        .value
+        .get("checkpoint")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("the checkpoint line holds no signed note")?;
+    let signed =
+        SignedCheckpoint::parse(note).map_err(|e| format!("not a signed checkpoint: {e}"))?;
+    let trusted = TrustedKey::parse(&key.text)
+        .map_err(|e| format!("the key in {} cannot be used: {e}", key.path.display()))?;
+    let verifier = trusted.for_origin(&signed.checkpoint.origin)?;
+    signed.verify(&verifier)?;
+    if !chain.is_intact() {
+        return Err("the signature holds, but the chain is broken: what the checkpoint vouches for is not what the file holds".to_owned());
+    }
+    Ok((
+        signed.checkpoint.tree_size,
+        signed.checkpoint.head(),
+        verifier.name().to_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -110,6 +142,22 @@ mod tests {
         }
     }
 
+    const ORIGIN: &str = "sovra.example/trail";
+
+    /// A checkpoint line at line 3 whose note `signer` signed.
+    fn signed_line(signer: &crate::audit::SigningKey) -> CheckpointLine {
+        let head = "ab".repeat(32);
+        let note = crate::audit::Checkpoint::new(ORIGIN, 2, &head)
+            .map(|c| c.sign(signer).to_string())
+            .unwrap_or_default();
+        CheckpointLine {
+            line: 3,
+            seq: Some(3),
+            time: "2026-03-04T00:00:00Z".parse().ok(),
+            value: serde_json::json!({"action": "Checkpoint", "checkpoint": note}),
+        }
+    }
+
     fn line() -> CheckpointLine {
         CheckpointLine {
             line: 3,
@@ -119,11 +167,20 @@ mod tests {
         }
     }
 
-    fn key() -> PublicKey {
+    /// The verifier key of `signer` for [`ORIGIN`], as `sovra audit verifier-key` writes it.
+    fn verifier_of(signer: &crate::audit::SigningKey) -> PublicKey {
         PublicKey {
             path: "trail.pub".into(),
-            text: "sovra.example+abcd+AAAA".into(),
+            text: signer
+                .public_key()
+                .verifier(ORIGIN)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         }
+    }
+
+    fn signer() -> crate::audit::SigningKey {
+        crate::audit::SigningKey::generate().expect("a key")
     }
 
     #[test]
@@ -133,7 +190,7 @@ mod tests {
             CheckpointStatus::None
         );
         assert_eq!(
-            checkpoint_status(None, Some(&key()), &chain()),
+            checkpoint_status(None, Some(&verifier_of(&signer())), &chain()),
             CheckpointStatus::None
         );
     }
@@ -150,16 +207,53 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_with_a_key_is_never_reported_valid_while_signatures_cannot_be_checked() {
-        let status = checkpoint_status(Some(&line()), Some(&key()), &chain());
-        assert!(!status.is_valid());
-        assert!(matches!(
-            status,
-            CheckpointStatus::Unverified {
-                why: Unchecked::NotSupported,
-                ..
-            }
-        ));
+    fn a_checkpoint_signed_by_the_key_on_an_intact_chain_is_valid() {
+        let key = signer();
+        let status =
+            checkpoint_status(Some(&signed_line(&key)), Some(&verifier_of(&key)), &chain());
+        let CheckpointStatus::Valid { size, key_name, .. } = status else {
+            panic!("expected Valid, got {status:?}");
+        };
+        assert_eq!((size, key_name.as_str()), (2, ORIGIN));
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_another_key_is_invalid() {
+        let status = checkpoint_status(
+            Some(&signed_line(&signer())),
+            Some(&verifier_of(&signer())),
+            &chain(),
+        );
+        assert!(
+            matches!(status, CheckpointStatus::Invalid { .. }),
+            "{status:?}"
+        );
+    }
+
+    #[test]
+    fn a_good_signature_over_a_broken_chain_is_not_valid() {
+        let key = signer();
+        let broken = VerifyReport {
+            first_break: Some(crate::audit::ChainBreak {
+                line: 2,
+                problem: "edited".into(),
+            }),
+            ..chain()
+        };
+        let status = checkpoint_status(Some(&signed_line(&key)), Some(&verifier_of(&key)), &broken);
+        let CheckpointStatus::Invalid { problem, .. } = status else {
+            panic!("expected Invalid, got {status:?}");
+        };
+        assert!(problem.contains("chain is broken"), "{problem}");
+    }
+
+    #[test]
+    fn a_checkpoint_line_without_its_note_is_invalid_with_a_key() {
+        let status = checkpoint_status(Some(&line()), Some(&verifier_of(&signer())), &chain());
+        assert!(
+            matches!(status, CheckpointStatus::Invalid { .. }),
+            "{status:?}"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub struct Words {
     pub class: &'static str,
     pub clusters: &'static str,
     pub pools: &'static str,
-    actions: [&'static str; 6],
+    actions: [&'static str; 7],
 }
 
 impl Words {
@@ -165,6 +165,7 @@ static EN: Words = Words {
         "Violation",
         "Sovereignty lost",
         "Released",
+        "Checkpoint",
     ],
 };
 
@@ -237,6 +238,7 @@ static NL: Words = Words {
         "Overtreding",
         "Soevereiniteit verloren",
         "Vrijgegeven",
+        "Controlepunt",
     ],
 };
 

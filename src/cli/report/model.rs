@@ -115,9 +115,12 @@ pub struct Decisions {
 }
 
 impl Decisions {
+    /// Counts a decision; a checkpoint is not one (the trail reader keeps them apart).
     pub fn add(&mut self, action: AuditAction) {
-        self.total += 1;
-        *self.slot(action) += 1;
+        if let Some(slot) = self.slot(action) {
+            *slot += 1;
+            self.total += 1;
+        }
     }
 
     pub fn get(&self, action: AuditAction) -> usize {
@@ -128,18 +131,20 @@ impl Decisions {
             AuditAction::Violation => self.violation,
             AuditAction::SovereigntyLost => self.sovereignty_lost,
             AuditAction::Released => self.released,
+            AuditAction::Checkpoint => 0,
         }
     }
 
-    fn slot(&mut self, action: AuditAction) -> &mut usize {
-        match action {
+    fn slot(&mut self, action: AuditAction) -> Option<&mut usize> {
+        Some(match action {
             AuditAction::Placed => &mut self.placed,
             AuditAction::Moved => &mut self.moved,
             AuditAction::Refused => &mut self.refused,
             AuditAction::Violation => &mut self.violation,
             AuditAction::SovereigntyLost => &mut self.sovereignty_lost,
             AuditAction::Released => &mut self.released,
-        }
+            AuditAction::Checkpoint => return None,
+        })
     }
 }
 
