@@ -101,20 +101,7 @@ impl PlanArgs {
 /// How long `plan --live` waits for the hub's answers.
 const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Verify the hash chain; exits 1 and names the first broken line when it is broken.
-    Verify { file: PathBuf },
-    /// Print the trail as a table, optionally filtered.
-    Show {
-        file: PathBuf,
-        /// `namespace/name` or `name` of a workload.
-        #[arg(long)]
-        workload: Option<String>,
-        #[arg(long)]
-        class: Option<String>,
-    },
-}
+pub use audit::AuditCommand;
 
 /// Settings of the operator process. Every flag can also be set from the environment.
 #[derive(Debug, Clone, Args)]
@@ -270,28 +257,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Audit(AuditCommand::Verify { file }) => {
-            let report = crate::audit::verify_file(&file)?;
-            emit(&format!("{report}\n"));
-            Ok(if report.is_intact() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Command::Audit(AuditCommand::Show {
-            file,
-            workload,
-            class,
-        }) => {
-            let filter = crate::audit::ShowFilter {
-                workload,
-                class,
-                ..Default::default()
-            };
-            emit(&crate::audit::show_file(&file, &filter)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Audit(command) => audit::execute(command),
         Command::Report(args) => report::execute(&args).await,
         Command::Run(args) => {
             crate::controller::run(args.into()).await?;
