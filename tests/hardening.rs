@@ -413,6 +413,13 @@ async fn a_broken_workload_is_reported_once_per_distinct_problem_and_never_read_
             .then_some(())
     })
     .await;
+    // The Event follows the status write (so a failed write does not publish it twice).
+    eventually("the new problem published", WAIT, || async {
+        (!served(&server, |r| r.resource == "events" && r.verb == "patch").is_empty())
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let published = served(&server, |r| r.resource == "events" && r.verb == "patch");
     assert_eq!(published.len(), 1, "published once more: {published:?}");
     let reads = served(&server, |r| {
