@@ -46,7 +46,7 @@ pub use kubeconfig::{check_kubeconfig, client_from_kubeconfig};
 pub use leader::{Attempt, LeaderElector, Observation, Term, Timing};
 pub use member_health::ConnectionFault;
 pub use metrics::Metrics;
-pub use settings::{LogFormat, Settings};
+pub use settings::{LogFormat, PolicyReports, Settings};
 pub use workload::FINALIZER;
 
 use crate::Error;

@@ -174,6 +174,7 @@ pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> Ru
         member_timeout: Duration::from_secs(2),
         member_cleanup_timeout: Duration::from_secs(600),
         log_format: "text".into(),
+        policy_reports: sovra::cli::PolicyReportsArg::Openreports,
     }
 }
 
