@@ -156,6 +156,7 @@ async fn run() {
         member_timeout: Duration::from_secs(10),
         member_cleanup_timeout: Duration::from_secs(600),
         log_format: "text".into(),
+        policy_reports: sovra::cli::PolicyReportsArg::Openreports,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = hub.client();

@@ -415,8 +415,7 @@ async fn a_broken_workload_is_reported_once_per_distinct_problem_and_never_read_
     .await;
     // The Event follows the status write (so a failed write does not publish it twice).
     eventually("the new problem published", WAIT, || async {
-        (!served(&server, |r| r.resource == "events" && r.verb == "patch").is_empty())
-            .then_some(())
+        (!served(&server, |r| r.resource == "events" && r.verb == "patch").is_empty()).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -121,14 +121,23 @@ fn named_rules(text: &str) -> std::collections::BTreeMap<(String, String, String
 
 /// The chart's default rendering.
 fn chart_text(helm: &PathBuf) -> String {
+    chart_text_with(helm, &[])
+}
+
+/// The chart rendered with `set` (`--set` values).
+fn chart_text_with(helm: &PathBuf, set: &[&str]) -> String {
+    let mut args = vec![
+        "template",
+        "sovra",
+        "charts/sovra",
+        "--namespace",
+        "sovra-system",
+    ];
+    for value in set {
+        args.extend(["--set", value]);
+    }
     let output = Command::new(helm)
-        .args([
-            "template",
-            "sovra",
-            "charts/sovra",
-            "--namespace",
-            "sovra-system",
-        ])
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -145,16 +154,23 @@ fn chart_grants(helm: &PathBuf) -> Grants {
     rules_of(&chart_text(helm))
 }
 
+/// Rules of the chart's ClusterRole and Role with `set` (`--set` values).
+fn chart_grants_with(helm: &PathBuf, set: &[&str]) -> Grants {
+    rules_of(&chart_text_with(helm, set))
+}
+
 /// Drives the operator through every path that talks to the API: leader election and lease
 /// renewal, placement, a move, a refusal, a malformed object (raw read, repeated Event),
-/// deletion with the finalizer, drift on a pod, and signed audit checkpoints (the origin from
-/// kube-system, the published checkpoint read at start, ConfigMap applied, Event).
+/// deletion with the finalizer, drift on a pod, signed audit checkpoints (the origin from
+/// kube-system, the published checkpoint read at start, ConfigMap applied, Event), and the
+/// policy reports (looked up, applied, removed with a namespace's last workload).
 async fn exercise_every_path(
     server: &test_apiserver::TestApiServer,
     member: &test_apiserver::TestApiServer,
     dir: &std::path::Path,
 ) {
     join(server, member_cluster("bund-de-1", "DE"), member);
+    install_report_crd(server, "reports.openreports.io.yaml");
     server
         .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}))
         .unwrap();
@@ -168,6 +184,7 @@ async fn exercise_every_path(
     args.audit_signing_key = Some(key);
     args.checkpoint_every_records = 3;
     let operator = start_operator_with(server, args);
+    reports_come_and_go(server, &reports(), "archive").await;
     // On the member: namespace created, child applied, then scaled to zero when the member
     // stops meeting the class, then deleted with the workload.
     server
@@ -262,6 +279,66 @@ async fn exercise_every_path(
     )
     .await;
     operator.shutdown().await.unwrap();
+}
+
+/// A workload in a namespace of its own: its report is written, and removed when it goes.
+async fn reports_come_and_go(
+    server: &test_apiserver::TestApiServer,
+    res: &test_apiserver::ResourceRef,
+    name: &str,
+) {
+    server
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ministry-bzk"}}))
+        .unwrap();
+    let mut archive = workload(name, "public", 1, json!({}));
+    archive["metadata"]["namespace"] = json!("ministry-bzk");
+    server.put(archive).unwrap();
+    wait_for_report(server, res, "ministry-bzk", "written", |r| {
+        report_rows(r).len() == 1
+    })
+    .await;
+    server
+        .delete(&workloads(), Some("ministry-bzk"), name)
+        .unwrap();
+    wait_gone(server, res, Some("ministry-bzk"), "sovra").await;
+}
+
+/// The report grants of each `--policy-reports` choice: `wgpolicyk8s` calls only its API, and
+/// the chart set to it grants exactly that; `none` grants neither report API.
+#[tokio::test]
+async fn the_chart_grants_the_report_api_chosen_and_no_other() {
+    let Some(helm) = helm() else {
+        eprintln!("SKIP: helm not found; run make tools");
+        return;
+    };
+    let report_grants = |grants: Grants| -> Grants {
+        grants
+            .into_iter()
+            .filter(|(group, _, _)| group == "openreports.io" || group == "wgpolicyk8s.io")
+            .collect()
+    };
+    let server = hub_server().await;
+    install_report_crd(&server, "policyreports.wgpolicyk8s.io.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = run_args("sovra-0", dir.path().join("audit.jsonl"), false);
+    args.policy_reports = sovra::cli::PolicyReportsArg::Wgpolicyk8s;
+    let operator = start_operator_with(&server, args);
+    reports_come_and_go(&server, &policy_reports(), "archive").await;
+    operator.shutdown().await.unwrap();
+    let used = report_grants(calls(&server));
+    assert!(!used.is_empty());
+    assert_eq!(
+        used,
+        report_grants(chart_grants_with(
+            &helm,
+            &["operator.policyReports=wgpolicyk8s"]
+        )),
+        "the chart with policyReports=wgpolicyk8s must grant exactly what Sovra calls"
+    );
+    assert!(
+        report_grants(chart_grants_with(&helm, &["operator.policyReports=none"])).is_empty(),
+        "policyReports=none grants no report API"
+    );
 }
 
 #[tokio::test]

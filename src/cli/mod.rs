@@ -167,6 +167,23 @@ pub struct RunArgs {
     /// Log format: text or json.
     #[arg(long, env = "SOVRA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// One policy report per namespace: `openreports` (openreports.io Report), `wgpolicyk8s`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport, for older dashboards) or `none`.
+    #[arg(
+        long,
+        env = "SOVRA_POLICY_REPORTS",
+        value_enum,
+        default_value = "openreports"
+    )]
+    pub policy_reports: PolicyReportsArg,
+}
+
+/// `--policy-reports`: which report API, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyReportsArg {
+    Openreports,
+    Wgpolicyk8s,
+    None,
 }
 
 impl From<RunArgs> for crate::controller::Settings {
@@ -194,6 +211,11 @@ impl From<RunArgs> for crate::controller::Settings {
                 crate::controller::LogFormat::Json
             } else {
                 crate::controller::LogFormat::Text
+            },
+            policy_reports: match args.policy_reports {
+                PolicyReportsArg::Openreports => crate::controller::PolicyReports::OpenReports,
+                PolicyReportsArg::Wgpolicyk8s => crate::controller::PolicyReports::WgPolicyK8s,
+                PolicyReportsArg::None => crate::controller::PolicyReports::None,
             },
         }
     }

@@ -2,7 +2,9 @@
 //! reachability. Reports `SovereigntyLost` when a pool or the cluster stops being sovereign;
 //! the workload controller then moves or refuses the affected workloads.
 
-use super::cluster_status::{CONDITION_KUBECONFIG, Link, cluster_status, sovereignty_lost};
+use super::cluster_status::{
+    CONDITION_KUBECONFIG, Link, cluster_status, reports_condition, sovereignty_lost,
+};
 use super::context::Context;
 use super::deployment::FIELD_MANAGER;
 use super::drain::{drain, remove_orphans};
@@ -119,7 +121,20 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
         .cluster_reachable
         .get_or_create(&labels(&[("cluster", &name)]))
         .set(i64::from(link.reachable));
-    let status = cluster_status(cluster, &pools, &link, &now);
+    let mut status = cluster_status(cluster, &pools, &link, &now);
+    if cluster.spec.connection.local {
+        // The hub says whether the policy reports can be written.
+        let previous = cluster.status.as_ref().map_or(&[][..], |s| &s.conditions);
+        let reports = &ctx.reports;
+        status.conditions.extend(reports_condition(
+            reports.kind,
+            reports.detection(),
+            reports.recheck,
+            previous,
+            cluster.metadata.generation,
+            &now,
+        ));
+    }
     publish_reachability(ctx, cluster, &status).await;
     publish_rotation(ctx, cluster, &status).await;
     if cluster.is_member() {

@@ -3,14 +3,19 @@
 //! between two statuses.
 
 use super::member_health::Health;
+use super::policy_report::{Detection, REPORT_NAME, report_api};
 use super::pool_status::pool_status;
+use super::settings::PolicyReports;
 use super::status;
 use crate::crd::{Jurisdiction, NodePoolStatus, SovereignCluster, SovereignClusterStatus};
 use crate::policy::{NodePool, jurisdiction_of};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::time::Duration;
 
 /// Condition on member SovereignClusters: whether the kubeconfig in the Secret is the one in use.
 pub const CONDITION_KUBECONFIG: &str = "KubeconfigAccepted";
+/// Condition on the hub's SovereignCluster: whether Sovra can write its policy reports.
+pub const CONDITION_POLICY_REPORTS: &str = "PolicyReports";
 
 /// How Sovra reaches a cluster, as its status reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,4 +187,152 @@ pub fn sovereignty_lost(
         lost.push(format!("cluster: {}", now.message));
     }
     lost
+}
+
+/// The hub's `PolicyReports` condition; none when reports are off. While the CRD's presence is
+/// unknown the condition stays as it was, so a failed check does not flap it.
+pub fn reports_condition(
+    reports: PolicyReports,
+    detection: Detection,
+    recheck: Duration,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Option<Condition> {
+    let api = report_api(reports)?;
+    let condition = |ok: bool, reason: &str, message: String| {
+        status::condition(
+            previous,
+            CONDITION_POLICY_REPORTS,
+            ok,
+            reason,
+            &message,
+            generation,
+            now,
+        )
+    };
+    match detection {
+        Detection::Unknown => previous
+            .iter()
+            .find(|c| c.type_ == CONDITION_POLICY_REPORTS)
+            .cloned(),
+        Detection::Installed => Some(condition(
+            true,
+            "Writing",
+            format!(
+                "one {}/{} {} named {REPORT_NAME} per namespace with SovereignWorkloads",
+                api.group, api.version, api.kind
+            ),
+        )),
+        Detection::Missing => Some(condition(
+            false,
+            "CRDNotInstalled",
+            format!(
+                "the CRD {} is not installed: Sovra writes no {} and checks again every {} s",
+                api.crd,
+                api.kind,
+                recheck.as_secs().max(1)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).expect("a valid time"))
+    }
+
+    #[test]
+    fn the_hub_says_once_whether_reports_can_be_written() {
+        let recheck = Duration::from_secs(15);
+        let at = |s| time(s);
+        let missing = reports_condition(
+            PolicyReports::OpenReports,
+            Detection::Missing,
+            recheck,
+            &[],
+            Some(1),
+            &at(10),
+        )
+        .expect("a condition");
+        assert_eq!(
+            (missing.status.as_str(), missing.reason.as_str()),
+            ("False", "CRDNotInstalled")
+        );
+        assert!(
+            missing.message.contains("reports.openreports.io"),
+            "{}",
+            missing.message
+        );
+        let again = reports_condition(
+            PolicyReports::OpenReports,
+            Detection::Missing,
+            recheck,
+            std::slice::from_ref(&missing),
+            Some(1),
+            &at(99),
+        );
+        assert_eq!(
+            again.as_ref(),
+            Some(&missing),
+            "unchanged: the same condition, the same time"
+        );
+        let unknown = reports_condition(
+            PolicyReports::OpenReports,
+            Detection::Unknown,
+            recheck,
+            std::slice::from_ref(&missing),
+            Some(1),
+            &at(99),
+        );
+        assert_eq!(
+            unknown.as_ref(),
+            Some(&missing),
+            "a failed check does not flap it"
+        );
+        let installed = reports_condition(
+            PolicyReports::WgPolicyK8s,
+            Detection::Installed,
+            recheck,
+            std::slice::from_ref(&missing),
+            Some(1),
+            &at(120),
+        )
+        .expect("a condition");
+        assert_eq!(
+            (installed.status.as_str(), installed.reason.as_str()),
+            ("True", "Writing")
+        );
+        assert_eq!(installed.last_transition_time, at(120));
+        assert!(
+            installed
+                .message
+                .contains("wgpolicyk8s.io/v1alpha2 PolicyReport")
+        );
+        assert_eq!(
+            reports_condition(
+                PolicyReports::None,
+                Detection::Missing,
+                recheck,
+                &[],
+                None,
+                &at(1)
+            ),
+            None
+        );
+        assert_eq!(
+            reports_condition(
+                PolicyReports::OpenReports,
+                Detection::Unknown,
+                recheck,
+                &[],
+                None,
+                &at(1)
+            ),
+            None
+        );
+    }
 }

@@ -6,6 +6,7 @@ use super::error_reports::ErrorReports;
 use super::fleet::Fleet;
 use super::memory::{Applied, Memory};
 use super::metrics::Metrics;
+use super::policy_reports::PolicyReports;
 use super::world::{Snapshot, World};
 use crate::audit::AuditTrail;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -42,6 +43,8 @@ pub struct Context {
     pub workloads: Store<kube::core::DeserializeGuard<crate::crd::SovereignWorkload>>,
     /// What this process wrote or recorded, so that a retry does not do it twice.
     pub memory: Memory,
+    /// The policy report of each namespace: what to write, and what was written.
+    pub reports: PolicyReports,
 }
 
 impl Context {

@@ -12,12 +12,13 @@ use super::deployment::{SENSITIVITY_LABEL, WORKLOAD_LABEL};
 use super::metrics::labels;
 use super::reconciler::{error_policy, instrumented};
 use super::report::publish;
+use super::violations::Violation;
 use crate::Error;
 use crate::audit::{AuditAction, AuditEntry, ObjectRef as AuditObject};
 use crate::crd::{Enforcement, SovereignWorkload};
 use crate::policy::{NodeFacts, PodOwner, allowed_on, pod_violations};
 use crate::sync::lock;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,8 +26,8 @@ use kube::api::{Api, EvictParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -140,8 +141,32 @@ impl Drift {
         reported.insert(uid.to_owned());
     }
 
+    /// The Pod went, finished or complies: nothing of it is reported any more.
     fn forget(&self, uid: &str) {
         lock(&self.reported).remove(uid);
+        if let Some(namespace) = self.ctx.memory.violations.clear(uid) {
+            self.ctx.reports.mark(&namespace);
+        }
+    }
+}
+
+/// Forgets the violations of Pods that are gone: deleted (its watch event), or gone while the
+/// watch was down (the cache, listed again, no longer has them).
+fn forget_gone(ctx: &Context, pods: &Store<PodView>, event: &watcher::Event<PodView>) {
+    let violations = &ctx.memory.violations;
+    let dropped = match event {
+        watcher::Event::Delete(pod) => violations
+            .clear(&pod.uid().unwrap_or_default())
+            .into_iter()
+            .collect(),
+        watcher::Event::InitDone if !violations.is_empty() => violations.retain(|uid, v| {
+            pods.get(&ObjectRef::new(&v.pod).within(&v.namespace))
+                .is_some_and(|pod| pod.uid().as_deref() == Some(uid))
+        }),
+        _ => std::collections::BTreeSet::new(),
+    };
+    for namespace in dropped {
+        ctx.reports.mark(&namespace);
     }
 }
 
@@ -153,12 +178,18 @@ pub fn controller(
     config: controller::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> futures::future::BoxFuture<'static, ()> {
-    let pods = Controller::new(
-        Api::<PodView>::all(client.clone()),
-        watcher::Config::default().labels(WORKLOAD_LABEL),
+    let (store, writer) = reflector::store();
+    let (gone_ctx, gone_store) = (ctx.clone(), store.clone());
+    let events = reflector::reflector(
+        writer,
+        watcher(
+            Api::<PodView>::all(client.clone()),
+            watcher::Config::default().labels(WORKLOAD_LABEL),
+        ),
     )
-    .with_config(config);
-    let store = pods.store();
+    .inspect_ok(move |event| forget_gone(&gone_ctx, &gone_store, event))
+    .applied_objects();
+    let pods = Controller::for_stream(events, store.clone()).with_config(config);
     let drift = Arc::new(Drift {
         ctx,
         pods: store.clone(),
@@ -253,6 +284,22 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         .get(&ctx.world.pool_label)
         .cloned()
         .unwrap_or_else(|| "<none>".to_owned());
+    // Shown as a fail result in the namespace's policy report until it is resolved.
+    let violation = Violation {
+        namespace: namespace.clone(),
+        workload: name.clone(),
+        workload_found: matches!(workload.as_ref().map(|guard| &guard.0), Some(Ok(_))),
+        pod: pod.name_any(),
+        node: node_name.to_owned(),
+        pool: pool.clone(),
+        class: class.clone(),
+        reasons: reasons.clone(),
+        since: 0,
+    };
+    let now = jiff::Timestamp::now().as_second();
+    if ctx.memory.violations.record(&uid, violation, now) {
+        ctx.reports.mark(&namespace);
+    }
 
     if !drift.is_reported(&uid) {
         // Recorded (and fsynced) before acting, like every other decision.

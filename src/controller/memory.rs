@@ -3,6 +3,7 @@
 //! invalid objects reported, and what was applied to each child.
 
 use super::exit_tally::ExitTally;
+use super::violations::Violations;
 use crate::sync::lock;
 use k8s_openapi::api::apps::v1::Deployment;
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct Memory {
     /// The loss of sovereignty last recorded for each SovereignCluster, with the status it was
     /// judged against: a retry after a failed status write does not record it again.
     pub sovereignty_lost: Mutex<HashMap<String, u64>>,
+    /// Drift's current violations (Pods outside their placement), for the policy reports.
+    pub violations: Violations,
 }
 
 impl Memory {

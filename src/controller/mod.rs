@@ -30,15 +30,19 @@ mod leader;
 mod member_health;
 mod memory;
 mod metrics;
+mod policy_report;
+mod policy_reports;
 mod pool_status;
 mod reconciler;
 mod report;
+mod report_writer;
 mod settings;
 mod startup;
 pub mod status;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod violations;
 mod witness;
 mod workload;
 mod world;
@@ -52,7 +56,7 @@ pub use leader::{Attempt, LeaderElector, Observation, Term, Timing};
 pub use member_health::ConnectionFault;
 pub use metrics::Metrics;
 pub use pool_status::pools_from_status;
-pub use settings::{LogFormat, Settings};
+pub use settings::{LogFormat, PolicyReports, Settings};
 pub use workload::FINALIZER;
 
 use crate::Error;
@@ -237,6 +241,8 @@ impl Operator {
         );
         let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
         let _stop_publishing = StopPublishing(ctx.clone());
+        // Before the hub's first status, which says whether reports can be written.
+        ctx.reports.detect(&self.client).await;
         self.health.set(Phase::Reconciling);
         let controllers = self.run_controllers(ctx, caches, workloads);
         match &publisher {
@@ -313,10 +319,15 @@ impl Operator {
             hub_children: caches.hub_children.clone(),
             applied: memory::Applied::default(),
             memory: memory::Memory::default(),
+            reports: policy_reports::PolicyReports::new(
+                self.settings.policy_reports,
+                self.settings.member_probe_interval,
+            ),
         }
     }
 
-    /// Runs the workload, cluster and drift controllers until shutdown has let them finish.
+    /// Runs the workload, cluster and drift controllers and the policy report writer until
+    /// shutdown has let them finish.
     async fn run_controllers(
         &self,
         ctx: Arc<Context>,
@@ -327,6 +338,7 @@ impl Operator {
             world_changes,
             workload_wakes,
             cluster_wakes,
+            cluster_wake,
             ..
         } = caches;
         let changes = |rx: tokio::sync::broadcast::Receiver<()>| {
@@ -353,6 +365,7 @@ impl Operator {
                 ctx.clone(),
             )
             .for_each(|_| futures::future::ready(()));
+        let reports = report_writer::run(ctx.clone(), cluster_wake, self.shutdown.clone());
         let drift = drift::controller(
             self.client.clone(),
             ctx.clone(),
@@ -373,7 +386,7 @@ impl Operator {
             ctx,
         )
         .for_each(|_| futures::future::ready(()));
-        futures::future::join3(workloads, clusters, drift).await;
+        futures::future::join4(workloads, clusters, drift, reports).await;
     }
 }
 

@@ -43,6 +43,20 @@ pub struct Settings {
     /// How long a deleted workload waits for an unreachable member before it is released.
     pub member_cleanup_timeout: Duration,
     pub log_format: LogFormat,
+    /// Where the per-namespace policy report goes.
+    pub policy_reports: PolicyReports,
+}
+
+/// Which policy-report API Sovra writes one report per namespace to (`docs/policy-reports.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PolicyReports {
+    /// `openreports.io/v1alpha1` `Report`, read by Kyverno, Kubewarden and Policy Reporter.
+    #[default]
+    OpenReports,
+    /// `wgpolicyk8s.io/v1alpha2` `PolicyReport`, for older dashboards.
+    WgPolicyK8s,
+    /// No reports.
+    None,
 }
 
 /// How the process logs: lines for people, or JSON for log pipelines.

@@ -67,6 +67,8 @@ pub(super) struct Caches {
     pub workload_wakes: mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<SovereignWorkload>>>,
     /// One cluster to probe now (its watch failed).
     pub cluster_wakes: mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<SovereignCluster>>>,
+    /// Sends to `cluster_wakes`.
+    pub cluster_wake: mpsc::UnboundedSender<ObjectRef<DeserializeGuard<SovereignCluster>>>,
     _tasks: AbortOnDrop,
 }
 
@@ -87,7 +89,7 @@ impl Caches {
         let signals = Signals {
             world: fleet_world_tx,
             workload: workload_tx,
-            cluster: cluster_tx,
+            cluster: cluster_tx.clone(),
         };
         let fleet = Fleet::new(
             signals.clone(),
@@ -134,6 +136,7 @@ impl Caches {
             world_changes,
             workload_wakes,
             cluster_wakes,
+            cluster_wake: cluster_tx,
             _tasks: AbortOnDrop(vec![
                 tokio::spawn(watch_world),
                 tokio::spawn(hub_children_events),

@@ -198,10 +198,13 @@ pub fn workload_status(
                     "every requirement of the class is met".to_owned(),
                 );
             } else {
+                // The reason names the first requirement broken, like Placed's names the one
+                // that refused: the policy report's rule.
+                let first = targets.iter().flat_map(|t| t.violations.iter()).min();
                 set(
                     CONDITION_COMPLIANT,
                     false,
-                    "AuditViolations",
+                    first.map_or("AuditViolations", |r| r.code()),
                     format!(
                         "enforcement audit: enforce would refuse: {}",
                         violations.join("; ")

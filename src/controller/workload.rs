@@ -42,7 +42,13 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     let workload = match &guard.0 {
         Ok(workload) => workload,
-        Err(invalid) => return reconcile_invalid(invalid, FINALIZER, &ctx).await,
+        Err(invalid) => {
+            // Not in the policy report: it has no class to be judged by.
+            let done = reconcile_invalid(invalid, FINALIZER, &ctx).await;
+            ctx.reports
+                .mark(invalid.metadata.namespace.as_deref().unwrap_or_default());
+            return done;
+        }
     };
     let namespace = workload.namespace().unwrap_or_default();
     let api: Api<SovereignWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -56,14 +62,17 @@ pub async fn reconcile(
             .newest(&uid, workload.status.as_ref()),
         ..workload.clone()
     };
-    finalizer(&api, FINALIZER, Arc::new(workload), |event| async move {
+    let done = finalizer(&api, FINALIZER, Arc::new(workload), |event| async move {
         match event {
             Finalizer::Apply(workload) => apply(&workload, &ctx2).await,
             Finalizer::Cleanup(workload) => cleanup(&workload, &ctx2).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    // Its result in the namespace's policy report follows the status (unchanged: no write).
+    ctx.reports.mark(&namespace);
+    done
 }
 
 async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Error> {

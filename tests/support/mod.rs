@@ -180,6 +180,7 @@ pub fn run_args(identity: &str, audit_log: PathBuf, leader_election: bool) -> Ru
         member_timeout: Duration::from_secs(2),
         member_cleanup_timeout: Duration::from_secs(600),
         log_format: "text".into(),
+        policy_reports: sovra::cli::PolicyReportsArg::Openreports,
     }
 }
 
@@ -555,4 +556,55 @@ pub async fn touch_workload(server: &TestApiServer, name: &str) {
     )
     .await
     .unwrap();
+}
+
+/// OpenReports `Report`s.
+pub fn reports() -> ResourceRef {
+    ResourceRef::new("openreports.io", "v1alpha1", "reports")
+}
+
+/// wgpolicyk8s.io `PolicyReport`s.
+pub fn policy_reports() -> ResourceRef {
+    ResourceRef::new("wgpolicyk8s.io", "v1alpha2", "policyreports")
+}
+
+/// Installs a report CRD from `tests/fixtures/policy-reports/` (`reports.openreports.io.yaml`,
+/// `policyreports.wgpolicyk8s.io.yaml`).
+pub fn install_report_crd(server: &TestApiServer, file: &str) {
+    for crd in yaml_objects(&format!("tests/fixtures/policy-reports/{file}")) {
+        server.put(crd).unwrap();
+    }
+}
+
+/// A report's results as (result, policy, rule, resource name), in order.
+pub fn report_rows(report: &Value) -> Vec<(String, String, String, String)> {
+    report["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                s(&r["result"]),
+                s(&r["policy"]),
+                s(&r["rule"]),
+                s(&r["resources"][0]["name"]),
+            )
+        })
+        .collect()
+}
+
+/// Waits until Sovra's report in `namespace` (of `res`) satisfies `check`, and returns it.
+pub async fn wait_for_report(
+    server: &TestApiServer,
+    res: &ResourceRef,
+    namespace: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(&format!("report in {namespace}: {what}"), WAIT, || async {
+        server.get(res, Some(namespace), "sovra").filter(&check)
+    })
+    .await
 }

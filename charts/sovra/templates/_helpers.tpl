@@ -161,6 +161,8 @@ spec:
           value: {{ .Values.operator.concurrency | quote }}
         - name: SOVRA_LOG_FORMAT
           value: {{ .Values.operator.logFormat | quote }}
+        - name: SOVRA_POLICY_REPORTS
+          value: {{ .Values.operator.policyReports | quote }}
         {{- with .Values.operator.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -203,3 +203,42 @@ async fn a_loss_recorded_before_a_failed_status_write_is_not_recorded_again_on_t
     );
     assert_eq!(h.audit_actions(), ["SovereigntyLost"], "recorded once");
 }
+
+#[tokio::test]
+async fn without_the_report_crd_the_hub_says_so_and_a_resync_writes_nothing_more() {
+    let mut h = Harness::new(hub()).await;
+    h.ctx()
+        .reports
+        .set_detection(super::super::policy_report::Detection::Missing);
+    let verifier = h.serve(vec![cluster_status(&hub_cluster())]);
+    within(
+        "observing the hub",
+        reconcile(guard(hub_cluster()), h.ctx()),
+    )
+    .await
+    .expect("observed");
+    // The status Sovra wrote is what the next reconcile compares with: nothing to write.
+    within(
+        "observing the hub again",
+        reconcile(guard(hub_cluster()), h.ctx()),
+    )
+    .await
+    .expect("observed");
+    let served = h.finish(verifier).await;
+
+    let [status] = &served[..] else {
+        panic!("one status write: {served:?}");
+    };
+    let reports = condition(&status.body["status"], "PolicyReports");
+    assert_eq!(
+        (&reports["status"], &reports["reason"]),
+        (&json!("False"), &json!("CRDNotInstalled"))
+    );
+    assert!(
+        reports["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reports.openreports.io"),
+        "{reports}"
+    );
+}

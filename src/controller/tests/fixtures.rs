@@ -11,6 +11,7 @@ use super::super::error_reports::ErrorReports;
 use super::super::fleet::Fleet;
 use super::super::memory::{Applied, Memory};
 use super::super::metrics::Metrics;
+use super::super::policy_reports::PolicyReports;
 use super::super::world::World;
 use super::objects::POOL_LABEL;
 use crate::audit::AuditTrail;
@@ -255,6 +256,10 @@ impl Harness {
             applied: Applied::default(),
             workloads,
             memory: Memory::default(),
+            reports: PolicyReports::new(
+                crate::controller::PolicyReports::OpenReports,
+                Duration::from_secs(15),
+            ),
         };
         Self {
             ctx: Some(Arc::new(ctx)),
