@@ -37,6 +37,7 @@
 //! file, not stdout, is the evidence.
 
 mod checkpoint;
+mod checkpoint_line;
 mod evidence;
 mod record;
 mod show;

@@ -9,7 +9,7 @@
 //! integrity rests on the head hash: record `head: <sha256>` outside the cluster and compare.
 
 use super::checkpoint::SignedCheckpoint;
-use super::evidence::check_checkpoint_line;
+use super::checkpoint_line::check_checkpoint_line;
 use super::record::{AuditAction, AuditRecord, GENESIS_HASH, canonical_line, line_hash};
 use crate::Error;
 use std::fmt;

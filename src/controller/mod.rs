@@ -33,6 +33,7 @@ mod metrics;
 mod policy_report;
 mod policy_reports;
 mod pool_status;
+mod process;
 mod reconciler;
 mod report;
 mod report_writer;
@@ -81,37 +82,9 @@ use std::time::Duration;
 /// Runs the operator with the ambient configuration (in-cluster, or KUBECONFIG) until SIGTERM
 /// or SIGINT.
 pub async fn run(settings: Settings) -> Result<(), Error> {
-    init_tracing(settings.log_format);
+    process::init_tracing(settings.log_format);
     let client = Client::try_default().await?;
-    run_with_client(client, settings, shutdown_signal()).await
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // A second initialisation (tests) is harmless: keep the first subscriber.
-    let _ = if format == LogFormat::Json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    run_with_client(client, settings, process::shutdown_signal()).await
 }
 
 /// Runs the operator against `client` until `shutdown` completes. Integration tests call this
