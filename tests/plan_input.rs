@@ -100,7 +100,7 @@ fn the_shipped_examples_exit_1_with_one_refusal() {
         stdout(&output).contains(
             "\n  refused: country and provider headquarters together rule out every candidate: "
         ) && stdout(&output).contains(
-            "; nearest: rijkscloud-nl/gov-confidential, which meets every requirement but country ("
+            "; nearest: hexacloud-brussels/hx-confidential, which meets every requirement but country ("
         ),
         "{}",
         stdout(&output)
