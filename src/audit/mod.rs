@@ -48,6 +48,7 @@ mod verify;
 
 pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 pub use evidence::{EvidenceReport, ExternalCheckpoint, verify_evidence, verify_evidence_file};
+pub use record::format_time;
 pub use record::{
     AuditAction, AuditEntry, AuditRecord, CHECKPOINT_KIND, GENESIS_HASH, ObjectRef, canonical_line,
     line_hash,

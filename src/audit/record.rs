@@ -265,7 +265,7 @@ const TIME_PRINTER: jiff::fmt::temporal::DateTimePrinter =
     jiff::fmt::temporal::DateTimePrinter::new().precision(Some(6));
 
 /// A time as the trail writes it: UTC, `Z`, six fractional digits.
-pub(crate) fn format_time(time: &Timestamp) -> String {
+pub fn format_time(time: &Timestamp) -> String {
     TIME_PRINTER.timestamp_to_string(time)
 }
 

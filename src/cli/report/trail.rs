@@ -7,16 +7,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The action name of a signed checkpoint line (written by a newer trail writer).
-pub const CHECKPOINT_ACTION: &str = "Checkpoint";
-
-const TIME_PRINTER: jiff::fmt::temporal::DateTimePrinter =
-    jiff::fmt::temporal::DateTimePrinter::new().precision(Some(6));
-
 /// A time as the trail writes it (UTC, `Z`, six fractional digits), for the report's JSON.
-pub fn format_time(time: &Timestamp) -> String {
-    TIME_PRINTER.timestamp_to_string(time)
-}
+pub use crate::audit::format_time;
 
 /// One decision read from the trail.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +105,7 @@ pub fn read(bytes: &[u8]) -> TrailRead {
             read.unreadable += 1;
             continue;
         };
-        if value.get("action").and_then(|a| a.as_str()) == Some(CHECKPOINT_ACTION) {
+        if value.get("action").and_then(|a| a.as_str()) == Some(AuditAction::Checkpoint.as_str()) {
             read.checkpoints.push(CheckpointLine {
                 line: number,
                 seq: value.get("seq").and_then(serde_json::Value::as_u64),
