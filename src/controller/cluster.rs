@@ -143,8 +143,9 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
 
     let lost = sovereignty_lost(cluster.status.as_ref(), &status);
     // Recorded once: a retry after a failed status write judges against the same previous
-    // status and finds the same loss, which happened once.
-    let loss = {
+    // status and finds the same loss, which happened once. The digest is only made for a loss,
+    // not on every observation.
+    let loss = (!lost.is_empty()).then(|| {
         let mut hasher = std::hash::DefaultHasher::new();
         (
             serde_json::to_string(&cluster.status).unwrap_or_default(),
@@ -152,9 +153,10 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
         )
             .hash(&mut hasher);
         hasher.finish()
-    };
-    let already = lock(&ctx.memory.sovereignty_lost).get(&uid) == Some(&loss);
-    if !lost.is_empty() && !already {
+    });
+    if let Some(loss) =
+        loss.filter(|loss| lock(&ctx.memory.sovereignty_lost).get(&uid) != Some(loss))
+    {
         let note = format!("no longer sovereign: {}", lost.join("; "));
         ctx.audit
             .record(AuditEntry {
