@@ -2411,13 +2411,27 @@ fn check_invariants(world: &World, decision: &Decision) -> Result<(), TestCaseEr
                     && workload.preferences.failover
                     && enforcement == Enforcement::Enforce
                 {
-                    let compliant_reachable = decision
+                    let compliant_reachable: Vec<&Verdict> = decision
                         .verdicts
                         .iter()
                         .filter(|v| v.pool.is_none() && v.compliant)
-                        .count();
-                    let wanted = usize::try_from(workload.preferences.clusters.max(1)).unwrap();
-                    prop_assert!(compliant_reachable < wanted, "{:?}", decision);
+                        .collect();
+                    let providers: BTreeSet<&str> = compliant_reachable
+                        .iter()
+                        .map(|v| facts(&v.cluster).spec.provider.identity())
+                        .collect();
+                    // Too few: fewer than the clusters needed (`minProviders` can need more
+                    // than `clusters`), or from fewer providers than required.
+                    let min_providers =
+                        usize::try_from(workload.request().min_providers()).unwrap();
+                    let wanted = usize::try_from(workload.preferences.clusters.max(1))
+                        .unwrap()
+                        .max(min_providers);
+                    prop_assert!(
+                        compliant_reachable.len() < wanted || providers.len() < min_providers,
+                        "{:?}",
+                        decision
+                    );
                 }
 
                 let cluster_verdict = verdict(decision, &cluster.name, None);
