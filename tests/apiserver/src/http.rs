@@ -28,8 +28,10 @@ pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let query = Query::parse(req.uri().query().unwrap_or_default());
+    let raw_query = req.uri().query().unwrap_or_default().to_string();
+    let query = Query::parse(&raw_query);
     let mut record = describe(req.method(), req.uri().path(), &query);
+    record.query = raw_query;
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     if record.verb == "patch" {
         let kind = PatchKind::from_content_type(header(CONTENT_TYPE).unwrap_or_default());
@@ -40,15 +42,26 @@ pub async fn handle(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
 
+    // The body is read first so that the access log has its size (and, when asked, the body).
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|collected| collected.to_bytes());
+    if let Ok(bytes) = &body {
+        record.request_bytes = bytes.len();
+        if shared.records_bodies() {
+            record.body = Some(bytes.clone());
+        }
+    }
+
     let delay = shared.faults.delay_for(&record);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = match shared.faults.check(&record, bearer.as_deref()) {
-        Some(fault) => error_response(&fault),
-        None => serve(&shared, req, &record, &query)
-            .await
-            .unwrap_or_else(|err| error_response(&err)),
+    let response = match (shared.faults.check(&record, bearer.as_deref()), body) {
+        (Some(fault), _) => error_response(&fault),
+        (None, Err(e)) => error_response(&ApiError::bad_request(format!("reading body: {e}"))),
+        (None, Ok(body)) => {
+            serve(&shared, &parts, body, &record, &query).unwrap_or_else(|err| error_response(&err))
+        }
     };
     record.status = response.status().as_u16();
     shared.log_request(record);
@@ -119,17 +132,18 @@ fn describe(method: &Method, path: &str, query: &Query) -> RequestRecord {
     record
 }
 
-async fn serve(
+fn serve(
     shared: &Shared,
-    req: Request<Incoming>,
+    req: &hyper::http::request::Parts,
+    body: Bytes,
     record: &RequestRecord,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     if record.resource.is_empty() {
-        return non_resource(shared, req.uri().path().trim_end_matches('/'));
+        return non_resource(shared, req.uri.path().trim_end_matches('/'));
     }
     let header = |name| {
-        req.headers()
+        req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
@@ -148,11 +162,6 @@ async fn serve(
         }
         manager
     });
-    let body = req.into_body().collect().await;
-    let body = body
-        .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?
-        .to_bytes();
-
     let mut store = shared.store.lock();
     let rt = store
         .registry

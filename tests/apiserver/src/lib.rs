@@ -59,6 +59,7 @@ mod validation;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -136,21 +137,35 @@ pub struct RequestRecord {
     /// json, merge, strategic or apply, for PATCH requests.
     pub patch_type: Option<String>,
     pub field_manager: Option<String>,
+    /// The HTTP status code of the response.
     pub status: u16,
     /// The URL path (identifies non-resource requests).
     pub path: String,
+    /// The raw query string, without the `?` (e.g. `fieldManager=sovra&force=true`).
+    pub query: String,
+    /// Size of the request body in bytes.
+    pub request_bytes: usize,
+    /// The request body itself, kept only while [`TestApiServer::record_bodies`] is on
+    /// (benchmarks replay it); `None` otherwise.
+    pub body: Option<hyper::body::Bytes>,
 }
 
 pub(crate) struct Shared {
     store: Store,
     faults: Faults,
     log: Mutex<Vec<RequestRecord>>,
+    /// Whether the access log keeps request bodies.
+    record_bodies: AtomicBool,
     options: ServerOptions,
     addr: SocketAddr,
     serving: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
+    fn records_bodies(&self) -> bool {
+        self.record_bodies.load(Ordering::Relaxed)
+    }
+
     fn log_request(&self, record: RequestRecord) {
         let (verb, path, status) = (&record.verb, &record.path, record.status);
         tracing::debug!(%verb, %path, status, "test-apiserver request");
@@ -201,6 +216,7 @@ impl TestApiServer {
             store: Store::new(options.history_limit),
             faults: Faults::default(),
             log: Mutex::new(Vec::new()),
+            record_bodies: AtomicBool::new(false),
             options,
             addr: listener.local_addr()?,
             serving: tokio::sync::Mutex::new(None),
@@ -301,6 +317,33 @@ impl TestApiServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// How many requests the access log holds (cheap: nothing is copied).
+    pub fn request_count(&self) -> usize {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Every request served so far, in order, emptying the log (cheaper than
+    /// [`TestApiServer::requests`] then [`TestApiServer::clear_requests`] for long logs).
+    pub fn take_requests(&self) -> Vec<RequestRecord> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Keeps each request's body in the access log ([`RequestRecord::body`]) from now on,
+    /// or stops keeping them. Off by default: bodies cost memory.
+    pub fn record_bodies(&self, on: bool) {
+        self.shared.record_bodies.store(on, Ordering::Relaxed);
     }
 
     pub fn clear_requests(&self) {
@@ -406,6 +449,15 @@ impl TestApiServer {
     /// Ends every open watch stream abruptly; clients have to re-watch.
     pub fn cut_watches(&self) {
         self.shared.store.lock().cut_watches();
+    }
+
+    /// Forces every watcher to relist: forgets the watch history ([`TestApiServer::compact`])
+    /// and ends every open watch ([`TestApiServer::cut_watches`]), so that each re-watch from
+    /// the resourceVersion it had gets 410 Gone ("too old resource version").
+    pub fn expire_watches(&self) {
+        let mut store = self.shared.store.lock();
+        store.compact();
+        store.cut_watches();
     }
 }
 

@@ -1,0 +1,139 @@
+//! What the operator wrote, from the servers' access logs: writes by kind, per workload, and
+//! the retries (409 Conflict, 422 Invalid) among them. The bench's own writes carry a field
+//! manager starting with [`BENCH_MANAGER`] and are left out.
+
+use super::topology::NAMESPACE;
+use std::collections::{BTreeMap, HashSet};
+use test_apiserver::{RequestRecord, TestApiServer};
+
+pub const BENCH_MANAGER: &str = "sovra-bench";
+
+/// A request of one server, tagged with which server it went to (0 is the hub, 1.. members).
+pub struct Served {
+    pub server: usize,
+    pub record: RequestRecord,
+}
+
+pub fn is_write(record: &RequestRecord) -> bool {
+    matches!(
+        record.verb.as_str(),
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
+}
+
+fn is_operators(record: &RequestRecord) -> bool {
+    !record
+        .field_manager
+        .as_deref()
+        .is_some_and(|m| m.starts_with(BENCH_MANAGER))
+}
+
+/// Empties the access logs of the hub and every member and returns the operator's writes.
+pub fn take_writes(servers: &[&TestApiServer]) -> Vec<Served> {
+    let mut writes = Vec::new();
+    for (server, api) in servers.iter().enumerate() {
+        let records = api.take_requests().into_iter();
+        let mine = records.filter(|r| is_write(r) && is_operators(r));
+        writes.extend(mine.map(|record| Served { server, record }));
+    }
+    writes
+}
+
+/// Requests served so far by all of them (reads included): a cheap sign of activity.
+pub fn request_count(servers: &[&TestApiServer]) -> usize {
+    servers.iter().map(|s| s.request_count()).sum()
+}
+
+/// The workload a write concerns, from its object's name: the workload itself, its child
+/// Deployment (same name) or an Event about it (`<name>.<suffix>`). None for shared objects
+/// (cluster status, namespaces, policy reports).
+pub fn workload_of(record: &RequestRecord) -> Option<&str> {
+    let name = record.name.as_deref()?;
+    let in_namespace = record.namespace.as_deref() == Some(NAMESPACE);
+    let workload = name.split('.').next()?;
+    (in_namespace && workload.starts_with("w-")).then_some(workload)
+}
+
+fn kind(record: &RequestRecord) -> String {
+    let mut kind = format!("{} {}", record.verb, record.resource);
+    if let Some(sub) = &record.subresource {
+        kind.push('/');
+        kind.push_str(sub);
+    }
+    if let Some(patch) = &record.patch_type {
+        kind.push_str(&format!(" ({patch})"));
+    }
+    kind
+}
+
+/// Writes by kind, and the retries among them.
+pub struct Breakdown {
+    pub by_kind: BTreeMap<String, usize>,
+    pub total: usize,
+    pub retries: usize,
+    /// Writes concerning the excluded workloads (e.g. those edited during the phase).
+    pub excluded: usize,
+    pub failed: BTreeMap<u16, usize>,
+}
+
+impl Breakdown {
+    /// Counts `writes`, leaving out those that concern a workload in `exclude`.
+    pub fn of(writes: &[Served], exclude: &HashSet<String>) -> Breakdown {
+        let mut breakdown = Breakdown {
+            by_kind: BTreeMap::new(),
+            total: 0,
+            retries: 0,
+            excluded: 0,
+            failed: BTreeMap::new(),
+        };
+        for Served { record, .. } in writes {
+            if workload_of(record).is_some_and(|w| exclude.contains(w)) {
+                breakdown.excluded += 1;
+                continue;
+            }
+            breakdown.total += 1;
+            *breakdown.by_kind.entry(kind(record)).or_default() += 1;
+            if matches!(record.status, 409 | 422) {
+                breakdown.retries += 1;
+            }
+            if record.status >= 300 {
+                *breakdown.failed.entry(record.status).or_default() += 1;
+            }
+        }
+        breakdown
+    }
+
+    pub fn per(&self, workloads: usize) -> f64 {
+        self.total as f64 / workloads.max(1) as f64
+    }
+
+    /// The table: each kind's count and its share per workload.
+    pub fn print(&self, workloads: usize) {
+        for (kind, count) in &self.by_kind {
+            println!(
+                "    {kind:<58} {count:>8}  {:>6.2} per workload",
+                *count as f64 / workloads.max(1) as f64
+            );
+        }
+        println!(
+            "    {:<58} {:>8}  {:>6.2} per workload",
+            "total",
+            self.total,
+            self.per(workloads)
+        );
+        let failed: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(c, n)| format!("{n}× {c}"))
+            .collect();
+        println!(
+            "    answered with an error: {}; retries (409/422): {}",
+            if failed.is_empty() {
+                "none".to_owned()
+            } else {
+                failed.join(", ")
+            },
+            self.retries
+        );
+    }
+}

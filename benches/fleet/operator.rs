@@ -1,0 +1,177 @@
+//! The operator as its own process: the release `sovra run` binary against the in-process hub,
+//! killed when dropped (so a failing bench leaves nothing running), with its resident memory
+//! sampled from `/proc/<pid>/status`.
+
+use super::support;
+use super::topology::OPERATOR_NAMESPACE;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The operator's `--concurrency` (its default, from RunArgs); the replay uses the same.
+pub const CONCURRENCY: usize = 8;
+
+pub struct Operator {
+    child: Child,
+    pub http: SocketAddr,
+    pub rss: Arc<Rss>,
+    sampler: tokio::task::JoinHandle<()>,
+    log: PathBuf,
+}
+
+/// Resident set sizes in KiB: the latest sample and the highest since the last reset.
+#[derive(Default)]
+pub struct Rss {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Rss {
+    pub fn current_mib(&self) -> f64 {
+        mib(self.current.load(Ordering::Relaxed))
+    }
+
+    pub fn peak_mib(&self) -> f64 {
+        mib(self.peak.load(Ordering::Relaxed))
+    }
+
+    /// Starts a new phase: its peak begins at the current size.
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.current.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn record(&self, kib: u64) {
+        self.current.store(kib, Ordering::Relaxed);
+        self.peak.fetch_max(kib, Ordering::Relaxed);
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A field of `/proc/<pid>/status` in KiB (VmRSS, VmHWM).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Operator {
+    /// Starts `sovra run` against the hub whose kubeconfig is `kubeconfig`; the audit trail
+    /// and the process's log live in `dir`, the log named after `label`.
+    pub fn start(dir: &Path, kubeconfig: &Path, label: &str) -> Operator {
+        let http = support::free_addr();
+        let log = dir.join(format!("operator-{label}.log"));
+        let output = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sovra"))
+            .arg("run")
+            .args(["--namespace", OPERATOR_NAMESPACE])
+            .args(["--http-addr", &http.to_string()])
+            .args(["--node-pool-label", support::POOL_LABEL])
+            .args(["--leader-election", "false"])
+            .args(["--identity", "bench"])
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .args(["--audit-stdout", "false"])
+            .args(["--concurrency", &CONCURRENCY.to_string()])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap();
+        let rss = Arc::new(Rss::default());
+        let pid = child.id();
+        let sampled = rss.clone();
+        let sampler = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                every.tick().await;
+                match proc_status_kib(pid, "VmRSS:") {
+                    Some(kib) => sampled.record(kib),
+                    None => return,
+                }
+            }
+        });
+        Operator {
+            child,
+            http,
+            rss,
+            sampler,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's high-water mark of resident memory, in MiB.
+    pub fn hwm_mib(&self) -> f64 {
+        mib(proc_status_kib(self.pid(), "VmHWM:").unwrap_or_default())
+    }
+
+    /// Fails the bench, with the tail of the operator's log, if the process has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "the operator exited ({status}); its log:\n{}",
+                self.log_tail()
+            );
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The operator's own figure for `name{labels}` from `/metrics`, if it serves it.
+    pub async fn metric(&self, name: &str, labels: &str) -> Option<f64> {
+        let (code, body) = support::http_get(self.http, "/metrics").await?;
+        let wanted = format!("{name}{{{labels}}} ");
+        let line = body
+            .lines()
+            .find(|l| l.starts_with(&wanted))
+            .filter(|_| code == 200)?;
+        line.rsplit(' ').next()?.parse().ok()
+    }
+
+    pub async fn ready(&self) -> bool {
+        support::http_get(self.http, "/readyz")
+            .await
+            .is_some_and(|(code, _)| code == 200)
+    }
+
+    /// SIGTERM, then SIGKILL if it has not stopped within 30 s: a stop as at a rollout.
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("  (the operator did not stop within 30 s of SIGTERM: killed)");
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.sampler.abort();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
