@@ -121,19 +121,20 @@ impl Breakdown {
             self.total,
             self.per(workloads)
         );
-        let failed: Vec<String> = self
-            .failed
-            .iter()
-            .map(|(c, n)| format!("{n}× {c}"))
-            .collect();
         println!(
             "    answered with an error: {}; retries (409/422): {}",
-            if failed.is_empty() {
-                "none".to_owned()
-            } else {
-                failed.join(", ")
-            },
+            describe_codes(&self.failed),
             self.retries
         );
+    }
+}
+
+/// `3× 409, 1× 422`, or `none`.
+pub fn describe_codes(codes: &BTreeMap<u16, usize>) -> String {
+    let codes: Vec<String> = codes.iter().map(|(c, n)| format!("{n}× {c}")).collect();
+    if codes.is_empty() {
+        "none".to_owned()
+    } else {
+        codes.join(", ")
     }
 }

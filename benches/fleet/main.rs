@@ -172,21 +172,12 @@ async fn baseline(fleet: &Fleet<'_>, writes: &[access_log::Served], figures: &mu
     let replayed = replay::replay(&clients, writes, CONCURRENCY).await;
     figures.replay = replayed.elapsed;
     figures.replay_requests = replayed.requests;
-    let failed: Vec<String> = replayed
-        .failed
-        .iter()
-        .map(|(c, n)| format!("{n}× {c}"))
-        .collect();
     println!(
         "raw replay: {} writes in {:.2} s ({:.0}/s) at concurrency {CONCURRENCY}; sovra / replay {:.2}x; answered with an error: {}",
         replayed.requests,
         replayed.elapsed.as_secs_f64(),
         replayed.requests as f64 / replayed.elapsed.as_secs_f64(),
         figures.startup.as_secs_f64() / replayed.elapsed.as_secs_f64(),
-        if failed.is_empty() {
-            "none".into()
-        } else {
-            failed.join(", ")
-        }
+        access_log::describe_codes(&replayed.failed)
     );
 }
