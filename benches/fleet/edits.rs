@@ -3,7 +3,8 @@
 //! Edits must not wait behind the backlog.
 
 use super::access_log::BENCH_MANAGER;
-use super::topology::{NAMESPACE, workload_name, workloads};
+use super::support::workloads;
+use super::topology::{NAMESPACE, workload_name};
 use super::waits::workload;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;

@@ -144,10 +144,7 @@ async fn run() {
 /// How long after `started` the operator's `/readyz` first answered 200 (caches synced).
 async fn until_ready(http: std::net::SocketAddr, started: Instant) -> Option<Duration> {
     while started.elapsed() < phases::LIMIT {
-        if support::http_get(http, "/readyz")
-            .await
-            .is_some_and(|(code, _)| code == 200)
-        {
+        if operator::ready(http).await {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

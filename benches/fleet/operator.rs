@@ -54,6 +54,13 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// Whether the operator serving on `http` says its caches are synced (`/readyz` is 200).
+pub async fn ready(http: SocketAddr) -> bool {
+    support::http_get(http, "/readyz")
+        .await
+        .is_some_and(|(code, _)| code == 200)
+}
+
 /// A field of `/proc/<pid>/status` in KiB (VmRSS, VmHWM).
 pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -145,9 +152,7 @@ impl Operator {
     }
 
     pub async fn ready(&self) -> bool {
-        support::http_get(self.http, "/readyz")
-            .await
-            .is_some_and(|(code, _)| code == 200)
+        ready(self.http).await
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within 30 s: a stop as at a rollout.

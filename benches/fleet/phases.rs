@@ -4,7 +4,8 @@
 use super::access_log::{Breakdown, take_writes};
 use super::operator::Operator;
 use super::summary::Figures;
-use super::topology::{NAMESPACE, deployments};
+use super::support::deployments;
+use super::topology::NAMESPACE;
 use super::waits;
 use serde_json::{Value, json};
 use std::collections::HashSet;

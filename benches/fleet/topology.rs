@@ -3,7 +3,7 @@
 
 use super::support;
 use serde_json::{Value, json};
-use test_apiserver::{ResourceRef, TestApiServer};
+use test_apiserver::TestApiServer;
 
 pub const MEMBERS: usize = 10;
 pub const POOLS_PER_MEMBER: usize = 10;
@@ -16,14 +16,6 @@ pub const REPLAY_NAMESPACE: &str = "rerun";
 pub const OPERATOR_NAMESPACE: &str = "sovra-system";
 /// The last pool of every member is dedicated (tainted) to `confidential`.
 const CONFIDENTIAL_POOL: usize = POOLS_PER_MEMBER - 1;
-
-pub fn workloads() -> ResourceRef {
-    ResourceRef::new("sovra.dev", "v1alpha1", "sovereignworkloads")
-}
-
-pub fn deployments() -> ResourceRef {
-    ResourceRef::new("apps", "v1", "deployments")
-}
 
 pub fn member_name(i: usize) -> String {
     format!("member-{}", COUNTRIES[i].to_lowercase())

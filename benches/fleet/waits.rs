@@ -5,7 +5,8 @@
 
 use super::access_log::request_count;
 use super::operator::Operator;
-use super::topology::{NAMESPACE, workload_name, workloads};
+use super::support::workloads;
+use super::topology::{NAMESPACE, workload_name};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
