@@ -3,6 +3,7 @@
 //! manager starting with [`BENCH_MANAGER`] and are left out.
 
 use super::topology::NAMESPACE;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use test_apiserver::{RequestRecord, TestApiServer};
 
@@ -44,14 +45,24 @@ pub fn request_count(servers: &[&TestApiServer]) -> usize {
     servers.iter().map(|s| s.request_count()).sum()
 }
 
-/// The workload a write concerns, from its object's name: the workload itself, its child
-/// Deployment (same name) or an Event about it (`<name>.<suffix>`). None for shared objects
-/// (cluster status, namespaces, policy reports).
-pub fn workload_of(record: &RequestRecord) -> Option<&str> {
-    let name = record.name.as_deref()?;
-    let in_namespace = record.namespace.as_deref() == Some(NAMESPACE);
+/// The name of the object a write concerns: in the path, or for a create in the body (kept
+/// only while the server records bodies).
+pub fn object_name(record: &RequestRecord) -> Option<String> {
+    let created = || {
+        let body: Value = serde_json::from_slice(record.body.as_deref()?).ok()?;
+        body.pointer("/metadata/name")?.as_str().map(str::to_owned)
+    };
+    record.name.clone().or_else(created)
+}
+
+/// The workload a write concerns, from its object's name (in the path, or for a create in the
+/// body): the workload itself, its child Deployment (same name) or an Event about it
+/// (`<name>.<suffix>`). None for shared objects (cluster status, namespaces, policy reports).
+pub fn workload_of(record: &RequestRecord) -> Option<String> {
+    let name = object_name(record)?;
     let workload = name.split('.').next()?;
-    (in_namespace && workload.starts_with("w-")).then_some(workload)
+    let in_namespace = record.namespace.as_deref() == Some(NAMESPACE);
+    (in_namespace && workload.starts_with("w-")).then(|| workload.to_owned())
 }
 
 fn kind(record: &RequestRecord) -> String {
@@ -87,7 +98,7 @@ impl Breakdown {
             failed: BTreeMap::new(),
         };
         for Served { record, .. } in writes {
-            if workload_of(record).is_some_and(|w| exclude.contains(w)) {
+            if workload_of(record).is_some_and(|w| exclude.contains(&w)) {
                 breakdown.excluded += 1;
                 continue;
             }

@@ -4,11 +4,10 @@
 //! at the operator's concurrency. Writes to one object keep their order (as the operator's
 //! per-object reconciles do); namespaces go first, as the objects in them need them.
 
-use super::access_log::Served;
+use super::access_log::{Served, object_name, workload_of};
 use super::topology::{NAMESPACE, REPLAY_NAMESPACE};
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -108,19 +107,15 @@ async fn send_all(clients: &[kube::Client], requests: Vec<Request>) -> Vec<u16> 
 /// turn; any other object on its own.
 fn sequence(served: &Served) -> String {
     let record = &served.record;
-    let created = || {
-        let body: Value = serde_json::from_slice(record.body.as_deref()?).ok()?;
-        body.pointer("/metadata/name")?.as_str().map(str::to_owned)
-    };
-    let name = record.name.clone().or_else(created).unwrap_or_default();
-    let workload = name.split('.').next().unwrap_or_default();
-    if record.namespace.as_deref() == Some(NAMESPACE) && workload.starts_with("w-") {
-        format!("workload {workload}")
-    } else {
-        format!(
-            "{} {} {:?} {name}",
-            served.server, record.resource, record.namespace
-        )
+    match workload_of(record) {
+        Some(workload) => format!("workload {workload}"),
+        None => format!(
+            "{} {} {:?} {}",
+            served.server,
+            record.resource,
+            record.namespace,
+            object_name(record).unwrap_or_default()
+        ),
     }
 }
 
