@@ -24,10 +24,10 @@ use sovra::crd::{
     Provider, ProviderParent, ProviderRequirements, SensitivityClassSpec, SovereignClusterSpec,
 };
 use sovra::policy::{
-    ClusterFacts, CurrentPlacement, DEDICATED_TAINT_KEY, DEFAULT_NODE_POOL_LABEL, Decision,
-    EEA_COUNTRIES, EU_COUNTRIES, NODE_COUNTRY_LABEL, NodeFacts, NodePool, Outcome, Reachability,
-    Reason, SOVEREIGN_NODE_LABEL, Severity, Taint, Target, Verdict, WorkloadRequest, decide,
-    jurisdiction_of, node_pools,
+    Candidates, ClusterFacts, CurrentPlacement, DEDICATED_TAINT_KEY, DEFAULT_NODE_POOL_LABEL,
+    Decision, EEA_COUNTRIES, EU_COUNTRIES, NODE_COUNTRY_LABEL, NodeFacts, NodePool, Outcome,
+    Reachability, Reason, SOVEREIGN_NODE_LABEL, Severity, Taint, Target, Verdict, WorkloadRequest,
+    decide, jurisdiction_of, node_pools,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -2205,30 +2205,33 @@ struct World {
     shuffled: Vec<ClusterFacts>,
 }
 
-fn arb_world() -> impl Strategy<Value = World> {
-    let clusters = (0..7usize)
-        .prop_flat_map(|n| (0..n).map(arb_cluster).collect::<Vec<_>>())
-        .prop_flat_map(|clusters| (Just(clusters.clone()), Just(clusters).prop_shuffle()));
+fn arb_workload() -> impl Strategy<Value = Workload> {
     (
         arb_class_or_default(),
         arb_preferences(),
         -2..20i32,
         arb_current(),
-        clusters,
     )
         .prop_map(
-            |((class_name, class), preferences, replicas, current, (clusters, shuffled))| World {
-                workload: Workload {
-                    class_name,
-                    class,
-                    preferences,
-                    replicas,
-                    current,
-                },
-                clusters,
-                shuffled,
+            |((class_name, class), preferences, replicas, current)| Workload {
+                class_name,
+                class,
+                preferences,
+                replicas,
+                current,
             },
         )
+}
+
+fn arb_world() -> impl Strategy<Value = World> {
+    let clusters = (0..7usize)
+        .prop_flat_map(|n| (0..n).map(arb_cluster).collect::<Vec<_>>())
+        .prop_flat_map(|clusters| (Just(clusters.clone()), Just(clusters).prop_shuffle()));
+    (arb_workload(), clusters).prop_map(|(workload, (clusters, shuffled))| World {
+        workload,
+        clusters,
+        shuffled,
+    })
 }
 
 fn is_eu_or_eea(country: &str) -> bool {
@@ -2486,6 +2489,22 @@ proptest! {
     fn every_decision_respects_the_platform_invariants(world in arb_world()) {
         let decision = world.workload.decide(world.clusters.clone());
         check_invariants(&world, &decision)?;
+    }
+
+    // What one world derives for a class is shared by every decision in it (`Candidates`):
+    // sharing must never change a decision, whatever was decided in that world before.
+    #[test]
+    fn a_decision_in_a_world_shared_with_other_workloads_equals_one_in_a_fresh_world(
+        world in arb_world(),
+        others in proptest::collection::vec(arb_workload(), 0..6),
+    ) {
+        let shared = Candidates::new(world.shuffled.clone());
+        let everyone: Vec<&Workload> =
+            others.iter().chain([&world.workload]).chain(&others).collect();
+        for workload in everyone {
+            let fresh = decide(&workload.request(), &world.clusters);
+            prop_assert_eq!(shared.decide(&workload.request()), fresh);
+        }
     }
 
     // (e) deterministic and independent of the order of the clusters.

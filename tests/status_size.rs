@@ -15,7 +15,9 @@ use sovra::crd::{
     ClusterConnection, OperatedBy, Provider, SensitivityClassSpec, SovereignClusterSpec,
     SovereignWorkload, SovereignWorkloadSpec, bounds,
 };
-use sovra::policy::{ClusterFacts, EU_COUNTRIES, NodePool, Reachability, decide_for_workload};
+use sovra::policy::{
+    Candidates, ClusterFacts, EU_COUNTRIES, NodePool, Reachability, decide_for_workload,
+};
 use std::collections::BTreeMap;
 
 const STATUS_LIMIT: usize = 8 * 1024;
@@ -89,9 +91,16 @@ fn classes() -> BTreeMap<String, SensitivityClassSpec> {
 
 fn status_bytes(workload: &SovereignWorkload) -> (usize, serde_json::Value) {
     let fleet = fleet();
-    let decision = decide_for_workload(workload, &classes(), &fleet);
+    let candidates = Candidates::new(fleet);
+    let decision = decide_for_workload(workload, &classes(), &candidates);
     let now = Time(jiff::Timestamp::UNIX_EPOCH);
-    let status = workload_status(workload, &decision, &fleet, &BTreeMap::new(), &now);
+    let status = workload_status(
+        workload,
+        &decision,
+        candidates.clusters(),
+        &BTreeMap::new(),
+        &now,
+    );
     let json = serde_json::to_value(&status).unwrap();
     (serde_json::to_string(&json).unwrap().len(), json)
 }

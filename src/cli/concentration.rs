@@ -269,7 +269,7 @@ mod tests {
                     })
                     .collect(),
             ),
-            verdicts: Vec::new(),
+            verdicts: Default::default(),
         }
     }
 

@@ -19,8 +19,8 @@ use super::world::World;
 use crate::Error;
 use crate::crd::{Placement, SovereignWorkload};
 use crate::policy::{
-    ClusterFacts, Decision, Outcome, decide_for_workload, decision_record, placement_record,
-    refusal_summary,
+    Candidates, ClusterFacts, Decision, Outcome, decide_for_workload, decision_record,
+    placement_record, refusal_summary,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -124,10 +124,11 @@ pub fn plan(files: &[PathBuf], options: &PlanOptions) -> PlanReport {
         manifests.nodes.len(),
         manifests.workloads.len()
     );
+    let candidates = Candidates::new(world.clusters.clone());
     let decisions: Vec<(&SovereignWorkload, Decision)> = world
         .workloads
         .iter()
-        .map(|w| (w, decide_for_workload(w, &world.classes, &world.clusters)))
+        .map(|w| (w, decide_for_workload(w, &world.classes, &candidates)))
         .collect();
     if options.without.is_empty() {
         return plain(&world.clusters, &decisions, header, options);

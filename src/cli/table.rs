@@ -63,7 +63,7 @@ pub fn decision_details(out: &mut String, d: &Decision, explain: bool) {
     for v in d.audit_violations() {
         let _ = writeln!(out, "  audit only, enforce would refuse: {v}");
     }
-    for verdict in &d.verdicts {
+    for verdict in d.verdicts.iter() {
         let subject = match &verdict.pool {
             Some(pool) => format!("{}/{}", verdict.cluster, pool),
             None => verdict.cluster.clone(),

@@ -260,7 +260,7 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         Some(Err(_)) => PodOwner::Invalid,
         Some(Ok(workload)) => PodOwner::Workload(workload),
     };
-    let allowed = allowed_on(&hub, &name, owner, &world.classes, &world.clusters);
+    let allowed = allowed_on(&hub, &name, owner, &world.classes, &world.candidates);
     let node = NodeFacts::from_node(&node);
     let reasons = pod_violations(&node, &ctx.world.pool_label, &allowed);
     if reasons.is_empty() {

@@ -72,7 +72,7 @@ mod tests {
                 violations: vec![],
                 reachable: true,
             }]),
-            verdicts: vec![],
+            verdicts: Default::default(),
         }
     }
 

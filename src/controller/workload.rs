@@ -103,7 +103,7 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     }
 
     let world = ctx.snapshot();
-    let decision = decide_for_workload(workload, &world.classes, &world.clusters);
+    let decision = decide_for_workload(workload, &world.classes, &world.candidates);
     let change = transition(workload.status.as_ref(), &decision);
 
     // Act first, record second: the audit trail must never claim a placement that did not
@@ -158,11 +158,11 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
     let recorded =
         change != Transition::Unchanged && record_once(ctx, workload, &change, &decision).await?;
     if recorded {
-        publish_decision(ctx, workload, &decision, &change, &world.clusters).await;
+        publish_decision(ctx, workload, &decision, &change, world.clusters()).await;
     }
 
-    let mut status = workload_status(workload, &decision, &world.clusters, &observed, &now);
-    let exit = exit_readiness(&decision, &world.clusters);
+    let mut status = workload_status(workload, &decision, world.clusters(), &observed, &now);
+    let exit = exit_readiness(&decision, world.clusters());
     let previous = workload.status.as_ref().map_or(&[][..], |s| &s.conditions);
     with_exit(&mut status, exit.as_ref(), previous, &now);
     let exit_changed = exit_change(workload.status.as_ref(), &status);

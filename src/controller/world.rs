@@ -10,7 +10,7 @@ use super::fleet::Fleet;
 use super::member_health::Health;
 use super::pool_status::pools_from_status;
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
-use crate::policy::{ClusterFacts, NodePool, Reachability, cluster_facts};
+use crate::policy::{Candidates, ClusterFacts, NodePool, Reachability, cluster_facts};
 use crate::sync::lock;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
@@ -40,12 +40,20 @@ pub struct Snapshot {
     /// Valid classes by name. An undeserializable class is absent: workloads of that class are
     /// refused (ClassNotFound) rather than placed against requirements nobody can read.
     pub classes: BTreeMap<String, SensitivityClassSpec>,
-    /// Placement facts of every valid SovereignCluster, sorted by name.
-    pub clusters: Vec<ClusterFacts>,
+    /// Placement facts of every valid SovereignCluster, sorted by name, with what the engine
+    /// derives from them once per world ([`Candidates`]).
+    pub candidates: Candidates,
     /// The SovereignCluster that is the hub itself (`connection.local: true`).
     pub hub: Option<String>,
     /// Node pools of the hub, from its Nodes.
     pub hub_pools: Vec<NodePool>,
+}
+
+impl Snapshot {
+    /// Placement facts of every valid SovereignCluster, sorted by name.
+    pub fn clusters(&self) -> &[ClusterFacts] {
+        self.candidates.clusters()
+    }
 }
 
 impl World {
@@ -135,7 +143,7 @@ impl World {
 
         Snapshot {
             classes,
-            clusters,
+            candidates: Candidates::new(clusters),
             hub,
             hub_pools,
         }
@@ -159,7 +167,7 @@ impl World {
     pub fn fingerprint(&self, fleet: &Fleet) -> u64 {
         let mut hasher = DefaultHasher::new();
         let snapshot = self.snapshot(fleet);
-        format!("{:?}{:?}", snapshot.classes, snapshot.clusters).hash(&mut hasher);
+        format!("{:?}{:?}", snapshot.classes, snapshot.clusters()).hash(&mut hasher);
         hasher.finish()
     }
 }

@@ -7,6 +7,7 @@ use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::{Enforcement, PlacementPreferences, SensitivityClassSpec, SovereignClusterSpec};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Whether the operator can currently talk to a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +92,8 @@ pub struct Decision {
     pub enforcement: Enforcement,
     pub outcome: Outcome,
     /// Evidence: a verdict for every cluster and every node pool, sorted by cluster then pool.
-    pub verdicts: Vec<Verdict>,
+    /// Shared by the decisions of one class in one world ([`super::Candidates`]).
+    pub verdicts: Arc<[Verdict]>,
 }
 
 impl Decision {
@@ -100,7 +102,7 @@ impl Decision {
         Self {
             enforcement: Enforcement::Enforce,
             outcome: Outcome::Refused(vec![reason]),
-            verdicts: Vec::new(),
+            verdicts: Arc::default(),
         }
     }
 

@@ -15,132 +15,136 @@
 //!    name, so the result never depends on input order. With `minProviders` N, the best
 //!    cluster of each of N providers is taken first, then the best of the rest.
 
-use super::cluster_option::{choose, spread};
-use super::decision::{ClusterFacts, Decision, Outcome, Reachability, Verdict, WorkloadRequest};
-use super::evaluation::evaluate_cluster;
+use super::candidates::Candidates;
+use super::cluster_option::{ClusterOption, choose, spread};
+use super::decision::{ClusterFacts, Decision, Outcome, Reachability, WorkloadRequest};
 use super::reason::Reason;
 use crate::crd::PlacementPreferences;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-/// Decides where a workload may run. Pure and deterministic.
-///
-/// Failover never makes things worse: when a workload asks for it but no reachable compliant
-/// alternative exists, its placement on the unreachable cluster is kept (as without failover)
-/// rather than refused, because refusing would stop what still runs there the moment the
-/// cluster answers again, while making nothing more compliant.
+/// Decides where a workload may run among `clusters`. Pure and deterministic; for many
+/// decisions in one world, [`Candidates::decide`] shares the work that does not depend on the
+/// workload.
 pub fn decide(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decision {
-    let decision = decide_once(request, clusters);
-    let on_unreachable = request.current.iter().any(|current| {
-        clusters.iter().any(|c| {
-            c.name == current.cluster && matches!(c.reachability, Reachability::Unreachable(_))
-        })
-    });
-    if request.preferences.failover
-        && on_unreachable
-        && matches!(decision.outcome, Outcome::Refused(_))
-    {
-        let without_failover = PlacementPreferences {
-            failover: false,
-            ..request.preferences.clone()
-        };
-        let kept = decide_once(
-            &WorkloadRequest {
-                preferences: &without_failover,
-                ..*request
-            },
-            clusters,
-        );
-        if matches!(kept.outcome, Outcome::Placed(_)) {
-            return kept;
-        }
-    }
-    decision
+    Candidates::new(clusters.to_vec()).decide(request)
 }
 
-fn decide_once(request: &WorkloadRequest<'_>, clusters: &[ClusterFacts]) -> Decision {
-    let enforcement = request.class.enforcement;
-    let mut sorted: Vec<&ClusterFacts> = clusters.iter().collect();
-    // Names are unique in Kubernetes; should the input still repeat one (hand-written plan
-    // manifests), the tie-break keeps the result independent of input order.
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    if sorted
-        .windows(2)
-        .any(|w| matches!(w, [a, b] if a.name == b.name))
-    {
-        sorted.sort_by_cached_key(|c| (c.name.clone(), format!("{c:?}")));
-        sorted.dedup_by(|a, b| a.name == b.name);
-    }
-
-    let mut verdicts = Vec::new();
-    let mut options = Vec::new();
-    for cluster in sorted {
-        let evaluated = evaluate_cluster(request, cluster);
-        verdicts.push(Verdict {
-            cluster: cluster.name.clone(),
-            pool: None,
-            compliant: evaluated.cluster_reasons.is_empty()
-                && evaluated.pools.iter().any(|(_, r)| r.is_empty()),
-            reasons: evaluated.cluster_reasons.clone(),
+impl Candidates {
+    /// Decides where a workload may run. Pure and deterministic: the same world and request
+    /// give the same decision as [`decide`], however many decisions came before.
+    ///
+    /// Failover never makes things worse: when a workload asks for it but no reachable
+    /// compliant alternative exists, its placement on the unreachable cluster is kept (as
+    /// without failover) rather than refused, because refusing would stop what still runs
+    /// there the moment the cluster answers again, while making nothing more compliant.
+    pub fn decide(&self, request: &WorkloadRequest<'_>) -> Decision {
+        let decision = self.decide_once(request);
+        let on_unreachable = request.current.iter().any(|current| {
+            self.clusters().iter().any(|c| {
+                c.name == current.cluster && matches!(c.reachability, Reachability::Unreachable(_))
+            })
         });
-        for (pool, reasons) in &evaluated.pools {
-            verdicts.push(Verdict {
-                cluster: cluster.name.clone(),
-                pool: Some(pool.name.clone()),
-                compliant: evaluated.cluster_reasons.is_empty() && reasons.is_empty(),
-                reasons: reasons.clone(),
+        if request.preferences.failover
+            && on_unreachable
+            && matches!(decision.outcome, Outcome::Refused(_))
+        {
+            let without_failover = PlacementPreferences {
+                failover: false,
+                ..request.preferences.clone()
+            };
+            let kept = self.decide_once(&WorkloadRequest {
+                preferences: &without_failover,
+                ..*request
             });
-        }
-        if let Some(option) = evaluated.into_option(request, enforcement) {
-            options.push(option);
-        }
-    }
-
-    let wanted = request.preferences.clusters.max(1);
-    let wanted_len = usize::try_from(wanted).unwrap_or(usize::MAX);
-    let min_providers = request.min_providers();
-    let min_providers_len = usize::try_from(min_providers).unwrap_or(usize::MAX);
-    let providers: BTreeSet<String> = options.iter().map(|o| o.provider.clone()).collect();
-    // A platform rule: too few providers refuses under `audit` too, and is never weakened.
-    // With one provider required, having none is already said by every candidate's reasons.
-    let too_few_providers =
-        (min_providers_len > 1 && providers.len() < min_providers_len).then(|| {
-            Reason::NotEnoughProviders {
-                wanted: min_providers,
-                found: providers.iter().cloned().collect(),
+            if matches!(kept.outcome, Outcome::Placed(_)) {
+                return kept;
             }
-        });
-    if options.len() < wanted_len || too_few_providers.is_some() {
-        let mut reasons: BTreeSet<Reason> = verdicts
-            .iter()
-            .flat_map(|v| v.reasons.iter().cloned())
-            .collect();
-        if clusters.is_empty() {
-            reasons.insert(Reason::NoClusters);
         }
-        reasons.extend(too_few_providers);
-        if options.len() < wanted_len && (wanted > 1 || reasons.is_empty()) {
-            reasons.insert(Reason::NotEnoughClusters {
-                wanted,
-                found: i32::try_from(options.len()).unwrap_or(i32::MAX),
-            });
-        }
-        return Decision {
-            enforcement,
-            outcome: Outcome::Refused(reasons.into_iter().collect()),
-            verdicts,
-        };
+        decision
     }
 
-    options.sort_by(|a, b| a.rank.cmp(&b.rank));
-    let chosen = choose(
-        options,
-        wanted_len.max(min_providers_len),
-        min_providers_len,
-    );
-    let targets = spread(request.replicas, chosen);
-    Decision {
-        enforcement,
-        outcome: Outcome::Placed(targets),
-        verdicts,
+    fn decide_once(&self, request: &WorkloadRequest<'_>) -> Decision {
+        let enforcement = request.class.enforcement;
+        let view = self.view(request);
+        let preferences = request.preferences;
+        let mut options: Vec<ClusterOption<'_>> = Vec::new();
+        for (position, (facts, judged)) in self.clusters().iter().zip(&view.clusters).enumerate() {
+            let current = request.current.iter().find(|c| c.cluster == facts.name);
+            // The shared offer holds for every workload not placed on the cluster; where the
+            // workload runs now, stability and failover make its offer its own.
+            let offer = match current {
+                None => judged.offer.as_ref().map(Cow::Borrowed),
+                Some(current) => judged
+                    .evaluated
+                    .offer(
+                        facts,
+                        request.class_name,
+                        enforcement,
+                        Some(current),
+                        preferences.failover,
+                    )
+                    .map(Cow::Owned),
+            };
+            if let Some(offer) = offer {
+                options.push(ClusterOption::new(
+                    facts,
+                    position,
+                    offer,
+                    current.is_some(),
+                    &preferences.preferred_countries,
+                ));
+            }
+        }
+
+        let wanted = preferences.clusters.max(1);
+        let wanted_len = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let min_providers = request.min_providers();
+        let min_providers_len = usize::try_from(min_providers).unwrap_or(usize::MAX);
+        // A platform rule: too few providers refuses under `audit` too, and is never weakened.
+        // With one provider required, having none is already said by every candidate's reasons.
+        let too_few_providers = (min_providers_len > 1)
+            .then(|| {
+                options
+                    .iter()
+                    .map(ClusterOption::provider)
+                    .collect::<BTreeSet<_>>()
+            })
+            .filter(|providers| providers.len() < min_providers_len)
+            .map(|providers| Reason::NotEnoughProviders {
+                wanted: min_providers,
+                found: providers.into_iter().map(str::to_owned).collect(),
+            });
+        if options.len() < wanted_len || too_few_providers.is_some() {
+            let mut reasons: BTreeSet<Reason> = view.reasons.iter().cloned().collect();
+            if self.clusters().is_empty() {
+                reasons.insert(Reason::NoClusters);
+            }
+            reasons.extend(too_few_providers);
+            if options.len() < wanted_len && (wanted > 1 || reasons.is_empty()) {
+                reasons.insert(Reason::NotEnoughClusters {
+                    wanted,
+                    found: i32::try_from(options.len()).unwrap_or(i32::MAX),
+                });
+            }
+            return Decision {
+                enforcement,
+                outcome: Outcome::Refused(reasons.into_iter().collect()),
+                verdicts: view.verdicts.clone(),
+            };
+        }
+
+        options.sort_unstable_by_key(|option| option.rank);
+        let chosen = choose(
+            options,
+            wanted_len.max(min_providers_len),
+            min_providers_len,
+        );
+        let targets = spread(request.replicas, request.class_name, chosen);
+        Decision {
+            enforcement,
+            outcome: Outcome::Placed(targets),
+            verdicts: view.verdicts.clone(),
+        }
     }
 }

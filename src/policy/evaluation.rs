@@ -8,16 +8,20 @@ use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::Jurisdiction;
 
-pub(super) struct EvaluatedCluster<'a> {
-    pub(super) facts: &'a ClusterFacts,
+/// The verdict on one cluster: reasons against it as a whole, and against each of its pools.
+/// It reads only the class, the class's name and the workload's `requiredCountries`, so one
+/// evaluation serves every workload of the same class and countries ([`super::Candidates`]).
+#[derive(Debug)]
+pub(super) struct EvaluatedCluster {
     pub(super) cluster_reasons: Vec<Reason>,
-    pub(super) pools: Vec<(&'a NodePool, Vec<Reason>)>,
+    /// Each pool as its index in [`ClusterFacts::pools`], with its reasons; sorted by pool name.
+    pub(super) pools: Vec<(usize, Vec<Reason>)>,
 }
 
-pub(super) fn evaluate_cluster<'a>(
+pub(super) fn evaluate_cluster(
     request: &WorkloadRequest<'_>,
-    cluster: &'a ClusterFacts,
-) -> EvaluatedCluster<'a> {
+    cluster: &ClusterFacts,
+) -> EvaluatedCluster {
     let spec = &cluster.spec;
     let class = request.class;
     let mut reasons = location_reasons(&spec.country, request);
@@ -92,18 +96,21 @@ pub(super) fn evaluate_cluster<'a>(
         reasons.push(Reason::NoSovereignPool);
     }
 
-    let mut pools: Vec<(&NodePool, Vec<Reason>)> = cluster
+    let mut pools: Vec<(usize, &NodePool, Vec<Reason>)> = cluster
         .pools
         .iter()
-        .map(|pool| (pool, pool_reasons(request, &spec.country, pool)))
+        .enumerate()
+        .map(|(index, pool)| (index, pool, pool_reasons(request, &spec.country, pool)))
         .collect();
-    pools.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    pools.sort_by(|a, b| a.1.name.cmp(&b.1.name));
     reasons.sort();
     reasons.dedup();
     EvaluatedCluster {
-        facts: cluster,
         cluster_reasons: reasons,
-        pools,
+        pools: pools
+            .into_iter()
+            .map(|(index, _, reasons)| (index, reasons))
+            .collect(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! decision with reasons. No IO, no clocks, no randomness: the same input always gives the
 //! same decision, which is what makes status deterministic and decisions auditable.
 
+mod candidates;
 mod cluster_option;
 mod country;
 mod decision;
@@ -14,6 +15,7 @@ mod reason;
 mod refusal;
 mod workload;
 
+pub use candidates::Candidates;
 pub use country::{EEA_COUNTRIES, EU_COUNTRIES, jurisdiction_of};
 pub use decision::{
     ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, Verdict,

@@ -2,9 +2,10 @@
 //! facts the engine places with ([`NodeFacts`]: the sovereign label and the pool label), and
 //! judges against the decision the engine makes now as well as the placement in status.
 
+use super::candidates::Candidates;
 use super::node_pool::NodeFacts;
 use super::workload::decide_for_workload;
-use super::{ClusterFacts, Outcome, SOVEREIGN_NODE_LABEL};
+use super::{Outcome, SOVEREIGN_NODE_LABEL};
 use crate::crd::{SensitivityClassSpec, SovereignWorkload};
 use std::collections::BTreeMap;
 
@@ -35,7 +36,7 @@ pub fn allowed_on(
     name: &str,
     owner: PodOwner<'_>,
     classes: &BTreeMap<String, SensitivityClassSpec>,
-    clusters: &[ClusterFacts],
+    candidates: &Candidates,
 ) -> Allowed {
     let workload = match owner {
         PodOwner::Missing => return Allowed::Nothing(format!("workload {name} does not exist")),
@@ -46,7 +47,7 @@ pub fn allowed_on(
         }
         PodOwner::Workload(workload) => workload,
     };
-    let decision = decide_for_workload(workload, classes, clusters);
+    let decision = decide_for_workload(workload, classes, candidates);
     if matches!(decision.outcome, Outcome::Refused(_)) {
         return Allowed::Nothing(format!("workload {name} is refused; nothing may run"));
     }
@@ -147,11 +148,17 @@ mod tests {
     fn a_missing_or_invalid_workload_allows_nothing() {
         let classes = BTreeMap::new();
         assert_eq!(
-            allowed_on("hub", "w", PodOwner::Missing, &classes, &[]),
+            allowed_on(
+                "hub",
+                "w",
+                PodOwner::Missing,
+                &classes,
+                &Candidates::default()
+            ),
             Allowed::Nothing("workload w does not exist".into())
         );
         assert!(matches!(
-            allowed_on("hub", "w", PodOwner::Invalid, &classes, &[]),
+            allowed_on("hub", "w", PodOwner::Invalid, &classes, &Candidates::default()),
             Allowed::Nothing(why) if why.contains("does not match")
         ));
     }
@@ -168,7 +175,7 @@ mod tests {
             },
         );
         assert!(matches!(
-            allowed_on("hub", "w", PodOwner::Workload(&workload), &BTreeMap::new(), &[]),
+            allowed_on("hub", "w", PodOwner::Workload(&workload), &BTreeMap::new(), &Candidates::default()),
             Allowed::Nothing(why) if why.contains("refused")
         ));
     }

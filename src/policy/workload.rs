@@ -2,11 +2,11 @@
 //! classes and clusters that exist. Shared by the controller and `sovra plan`, so the offline
 //! plan and the live operator can never decide differently.
 
+use super::candidates::Candidates;
 use super::decision::{
     ClusterFacts, CurrentPlacement, Decision, Outcome, Reachability, Target, Verdict,
     WorkloadRequest,
 };
-use super::engine::decide;
 use super::node_pool::NodePool;
 use super::reason::Reason;
 use crate::crd::{
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 pub fn decide_for_workload(
     workload: &SovereignWorkload,
     classes: &BTreeMap<String, SensitivityClassSpec>,
-    clusters: &[ClusterFacts],
+    candidates: &Candidates,
 ) -> Decision {
     let class_name = workload.spec.sensitivity.as_str();
     let Some(class) = classes.get(class_name) else {
@@ -36,7 +36,7 @@ pub fn decide_for_workload(
         replicas: workload.spec.replicas,
         current: &current,
     };
-    decide(&request, clusters)
+    candidates.decide(&request)
 }
 
 /// The placements recorded in status, which the engine keeps while they stay valid.

@@ -12,7 +12,8 @@ pub use without::{Removal, Without, parse_without, remove};
 
 use crate::crd::{Placement, SensitivityClassSpec, SovereignWorkload};
 use crate::policy::{
-    ClusterFacts, Decision, ExitReadiness, Outcome, Target, decide_for_workload, exit_readiness,
+    Candidates, ClusterFacts, Decision, ExitReadiness, Outcome, Target, decide_for_workload,
+    exit_readiness,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,10 +75,11 @@ pub fn what_if<'a>(
     classes: &BTreeMap<String, SensitivityClassSpec>,
     clusters: &[ClusterFacts],
 ) -> Vec<WhatIf<'a>> {
+    let candidates = Candidates::new(clusters.to_vec());
     before
         .into_iter()
         .map(|(workload, before)| {
-            let decision = decide_for_workload(&placed_at(workload, &before), classes, clusters);
+            let decision = decide_for_workload(&placed_at(workload, &before), classes, &candidates);
             WhatIf {
                 workload,
                 change: classify(&before, &decision),
@@ -211,7 +213,7 @@ mod tests {
                     })
                     .collect(),
             ),
-            verdicts: Vec::new(),
+            verdicts: Default::default(),
         }
     }
 

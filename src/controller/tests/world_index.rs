@@ -120,8 +120,8 @@ fn classes_clusters_and_nodes_fed_as_watch_events_make_the_snapshot() {
             ("gov-general", 1, None)
         ]
     );
-    let [hub] = &snapshot.clusters[..] else {
-        panic!("one cluster: {:?}", snapshot.clusters);
+    let [hub] = snapshot.clusters() else {
+        panic!("one cluster: {:?}", snapshot.clusters());
     };
     assert_eq!(hub.name, HUB);
     assert_eq!(
@@ -143,7 +143,11 @@ fn an_undeserializable_cluster_is_left_out_of_decisions_but_keeps_its_name() {
     let index = Index::new().listed(vec![], vec![valid(hub_cluster()), broken], hub_nodes());
 
     let snapshot = index.world.snapshot(&index.fleet);
-    let names: Vec<&str> = snapshot.clusters.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = snapshot
+        .clusters()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(names, [HUB]);
     assert_eq!(
         index.world.cluster_names().into_iter().collect::<Vec<_>>(),
@@ -214,7 +218,7 @@ fn a_member_without_a_node_cache_is_decided_from_the_pools_its_status_reports() 
 
     let snapshot = index.world.snapshot(&index.fleet);
     let member = snapshot
-        .clusters
+        .clusters()
         .iter()
         .find(|c| c.name == "bund-de-1")
         .expect("the member is decided on");
@@ -232,7 +236,11 @@ fn a_member_without_a_node_cache_is_decided_from_the_pools_its_status_reports() 
         member.reachability,
         Reachability::Unreachable("Sovra has not connected to it yet".into())
     );
-    let names: Vec<&str> = snapshot.clusters.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = snapshot
+        .clusters()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(names, ["bund-de-1", HUB], "sorted by name");
 }
 
