@@ -65,8 +65,24 @@ pub fn workload_of(record: &RequestRecord) -> Option<String> {
     (in_namespace && workload.starts_with("w-")).then(|| workload.to_owned())
 }
 
+/// An Event's reason, from the body of its create (kept only while the server records bodies).
+fn event_reason(record: &RequestRecord) -> Option<String> {
+    if record.resource != "events" {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(record.body.as_deref()?).ok()?;
+    body.get("reason")?.as_str().map(str::to_owned)
+}
+
+/// Events said once for a workload that no other provider could host: a warning the floor's
+/// four writes do not include, and which Sovra owes exactly the stranded workloads.
+pub const EXIT_WARNING: &str = "NoExitAlternative";
+
 fn kind(record: &RequestRecord) -> String {
     let mut kind = format!("{} {}", record.verb, record.resource);
+    if let Some(reason) = event_reason(record) {
+        kind.push_str(&format!(" [{reason}]"));
+    }
     if let Some(sub) = &record.subresource {
         kind.push('/');
         kind.push_str(sub);
@@ -82,6 +98,8 @@ pub struct Breakdown {
     pub by_kind: BTreeMap<String, usize>,
     pub total: usize,
     pub retries: usize,
+    /// [`EXIT_WARNING`] Events among the writes.
+    pub exit_warnings: usize,
     /// Writes concerning the excluded workloads (e.g. those edited during the phase).
     pub excluded: usize,
     pub failed: BTreeMap<u16, usize>,
@@ -94,6 +112,7 @@ impl Breakdown {
             by_kind: BTreeMap::new(),
             total: 0,
             retries: 0,
+            exit_warnings: 0,
             excluded: 0,
             failed: BTreeMap::new(),
         };
@@ -106,6 +125,9 @@ impl Breakdown {
             *breakdown.by_kind.entry(kind(record)).or_default() += 1;
             if matches!(record.status, 409 | 422) {
                 breakdown.retries += 1;
+            }
+            if event_reason(record).as_deref() == Some(EXIT_WARNING) {
+                breakdown.exit_warnings += 1;
             }
             if record.status >= 300 {
                 *breakdown.failed.entry(record.status).or_default() += 1;

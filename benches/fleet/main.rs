@@ -128,6 +128,7 @@ async fn run() {
     );
     breakdown.print(placed);
     figures.writes_per_placement = breakdown.per(placed);
+    figures.exit_warnings_per_placement = breakdown.exit_warnings as f64 / placed.max(1) as f64;
     figures.retries = Breakdown::of(&startup_writes, &Default::default()).retries;
 
     phases::readiness(&fleet, &mut operator, &mut figures).await;

@@ -94,7 +94,9 @@ pub async fn member(hub: &TestApiServer, i: usize) -> TestApiServer {
 }
 
 /// Workload `i`: 40% public, 40% internal, 20% confidential; a third require a country, the
-/// rest prefer one, rotating over the members that meet the class, so that they spread.
+/// rest prefer one, rotating over the members that meet the class, so that they spread. Each
+/// member is its own provider, so a workload that requires a country has no exit alternative,
+/// and Sovra warns about it once (a NoExitAlternative Event beside its Placed one).
 pub fn workload(i: usize, namespace: &str) -> Value {
     let (class, member) = match i % 10 {
         0..=3 => ("public", (i / 10) % MEMBERS),

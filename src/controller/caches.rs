@@ -2,6 +2,7 @@
 //! placement reads (labels, taints), and the Deployments Sovra manages there, stripped to
 //! labels, generation, replicas and status.
 
+use super::applied_digest::DIGEST_ANNOTATION;
 use super::deployment::{WORKLOAD_LABEL, managed_selector};
 use crate::crd::{SovereignCluster, SovereignWorkload};
 use crate::policy::{NodeFacts, NodePool, node_pools};
@@ -164,6 +165,45 @@ pub fn watch_children(
     (store, synced, task)
 }
 
+/// The hub's SovereignWorkloads as the workload controller caches them, and the watch that
+/// feeds the cache (the controller drives it). Each is stripped of what no reconcile reads
+/// ([`strip_workload`]): at 10,000 workloads the managed fields alone would be most of it.
+pub fn watch_workloads(
+    client: &Client,
+) -> (
+    Store<DeserializeGuard<SovereignWorkload>>,
+    impl futures::Stream<Item = Result<DeserializeGuard<SovereignWorkload>, watcher::Error>>
+    + Send
+    + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let events = watcher(
+        Api::<DeserializeGuard<SovereignWorkload>>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(strip_workload)
+    .reflect(writer)
+    .applied_objects();
+    (store, events)
+}
+
+/// Drops the managed fields and the last-applied annotation (kubectl's copy of the whole
+/// spec) of a cached workload, valid or not; Sovra reads neither.
+fn strip_workload(guard: &mut DeserializeGuard<SovereignWorkload>) {
+    let metadata = match &mut guard.0 {
+        Ok(workload) => &mut workload.metadata,
+        Err(invalid) => &mut invalid.metadata,
+    };
+    metadata.managed_fields = None;
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// Where `kubectl apply` (client-side) keeps the last configuration it applied.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// The child of workload `namespace/name` in a cache of children. Children are named after
 /// their workload; the label check keeps a same-named Deployment of someone else out.
 pub fn child(
@@ -176,10 +216,13 @@ pub fn child(
         .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
 }
 
-/// Keeps of a child only what Sovra reads: labels, generation, replicas and status.
+/// Keeps of a child only what Sovra reads: labels, the digest of what Sovra applied,
+/// generation, replicas and status.
 fn strip_deployment(deployment: &mut Deployment) {
     deployment.metadata.managed_fields = None;
-    deployment.metadata.annotations = None;
+    if let Some(annotations) = deployment.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| key == DIGEST_ANNOTATION);
+    }
     if let Some(spec) = deployment.spec.as_mut() {
         spec.template = Default::default();
     }

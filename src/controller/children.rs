@@ -4,6 +4,7 @@
 //! one slow member holds up no one else. Cluster drain and the orphan sweep use the same
 //! removal.
 
+use super::applied_digest::{holds, same_digest};
 use super::caches::child;
 use super::context::Context;
 use super::deployment::{
@@ -37,13 +38,15 @@ pub(super) async fn place(
         let desired = desired_deployment(workload, target, &ctx.world.pool_label, true)?;
         let cached = child(&ctx.hub_children, &namespace, &name);
         let unknown = cached.is_none();
+        let client = &ctx.client;
         let apply = async {
             if unknown {
-                refuse_foreign(&ctx.client, &target.cluster, &desired).await?;
+                refuse_foreign(client, &target.cluster, &desired).await?;
             }
-            apply_child(&ctx.client, &desired).await
+            apply_child(client, &desired).await
         };
-        return apply_unless_current(ctx, &key, &desired, cached, apply)
+        let read = fetch_child(client, &desired);
+        return apply_unless_current(ctx, &key, &desired, cached, read, apply)
             .await
             .map(Some);
     }
@@ -70,7 +73,12 @@ pub(super) async fn place(
         }
         apply_child(&client, &desired).await
     });
-    match apply_unless_current(ctx, &key, &desired, cached, apply).await {
+    let read = on_member(
+        &target.cluster,
+        fleet.timeout,
+        fetch_child(&client, &desired),
+    );
+    match apply_unless_current(ctx, &key, &desired, cached, read, apply).await {
         Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
             // The namespace was deleted on the member since Sovra created it.
             fleet.forget_namespace(&target.cluster, &namespace);
@@ -80,21 +88,44 @@ pub(super) async fn place(
     }
 }
 
-/// Runs `apply` unless the cached child is exactly what Sovra applied last as `desired`, and
-/// returns what the child reports.
+/// Runs `apply` unless the child is exactly what Sovra applied last as `desired`, and returns
+/// what the child reports. Current is what Sovra remembers applying; after a restart, which
+/// remembers nothing, a cached child that carries the digest of `desired` is `read` whole and
+/// current when it [`holds`] every desired field: reading it is no write.
 async fn apply_unless_current(
     ctx: &Context,
     key: &str,
     desired: &Deployment,
     cached: Option<Arc<Deployment>>,
+    read: impl std::future::Future<Output = Result<Option<Deployment>, Error>>,
     apply: impl std::future::Future<Output = Result<Deployment, Error>>,
 ) -> Result<ObservedDeployment, Error> {
-    if let Some(cached) = cached.filter(|c| ctx.applied.is_current(key, desired, c)) {
-        return Ok(observe(&cached));
+    if let Some(cached) = &cached {
+        if ctx.applied.is_current(key, desired, cached) {
+            return Ok(observe(cached));
+        }
+        if same_digest(cached, desired)
+            && let Some(found) = read.await?.filter(|found| holds(found, desired))
+        {
+            ctx.applied.record(key, desired, &found);
+            return Ok(observe(&found));
+        }
     }
     let applied = apply.await?;
     ctx.applied.record(key, desired, &applied);
     Ok(observe(&applied))
+}
+
+/// The child `desired` names, read whole (the caches keep only part of it).
+async fn fetch_child(
+    client: &kube::Client,
+    desired: &Deployment,
+) -> Result<Option<Deployment>, Error> {
+    let api: Api<Deployment> = Api::namespaced(
+        client.clone(),
+        desired.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    Ok(api.get_opt(&desired.name_any()).await?)
 }
 
 /// Bounds a call to a member: a slow member fails this reconcile (and is retried with

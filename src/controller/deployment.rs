@@ -2,6 +2,7 @@
 //! server-side apply: replicas, the selector, its labels and the node affinity and toleration
 //! that pin pods to the chosen sovereign pools.
 
+use super::applied_digest::with_digest;
 use crate::Error;
 use crate::crd::SovereignWorkload;
 use crate::policy::{DEDICATED_TAINT_KEY, SOVEREIGN_NODE_LABEL, Target};
@@ -90,7 +91,8 @@ pub fn check_template(workload: &SovereignWorkload) -> Result<(), Error> {
 }
 
 /// The Deployment for `target`, owned by the workload (`owner: true` on the hub, where owner
-/// references work; member clusters find children by label instead).
+/// references work; member clusters find children by label instead), carrying its digest
+/// ([`with_digest`]).
 pub fn desired_deployment(
     workload: &SovereignWorkload,
     target: &Target,
@@ -134,7 +136,7 @@ pub fn desired_deployment(
         }
     }
 
-    Ok(Deployment {
+    Ok(with_digest(Deployment {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: workload.namespace(),
@@ -156,7 +158,7 @@ pub fn desired_deployment(
             ..DeploymentSpec::default()
         }),
         status: None,
-    })
+    }))
 }
 
 /// Adds the sovereign-pool requirements to every required node selector term. Terms are ORed

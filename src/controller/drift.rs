@@ -23,7 +23,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, EvictParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -195,22 +195,26 @@ pub fn controller(
         pods: store.clone(),
         reported: Mutex::new(HashSet::new()),
     });
-    pods.watches(
-        Api::<DeserializeGuard<SovereignWorkload>>::all(client),
+    // A workload's pods are judged again when it changes; which pods those are needs only
+    // its name, so the watch carries metadata alone (the workload controller caches the rest).
+    let workloads = watcher(
+        Api::<PartialObjectMeta<SovereignWorkload>>::all(client),
         watcher::Config::default(),
-        move |workload| {
-            let namespace = workload.namespace();
-            let name = workload.name_any();
-            store
-                .state()
-                .iter()
-                .filter(|pod| {
-                    pod.namespace() == namespace && pod.labels().get(WORKLOAD_LABEL) == Some(&name)
-                })
-                .map(|pod| ObjectRef::from_obj(pod.as_ref()))
-                .collect::<Vec<_>>()
-        },
     )
+    .default_backoff()
+    .touched_objects();
+    pods.watches_stream(workloads, move |workload| {
+        let namespace = workload.namespace();
+        let name = workload.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|pod| {
+                pod.namespace() == namespace && pod.labels().get(WORKLOAD_LABEL) == Some(&name)
+            })
+            .map(|pod| ObjectRef::from_obj(pod.as_ref()))
+            .collect::<Vec<_>>()
+    })
     .graceful_shutdown_on(shutdown)
     .run(instrumented(reconcile, "drift"), error_policy, drift)
     .for_each(|_| futures::future::ready(()))

@@ -57,6 +57,10 @@ struct Member {
     caches: Option<MemberCaches>,
     /// Namespaces known to exist on the member, so placing does not GET one per reconcile.
     namespaces: BTreeSet<String>,
+    /// One gate per namespace being made sure of: the workloads of a new namespace are placed
+    /// side by side, and without it each would GET the namespace and all but one of their
+    /// creates would be answered 409.
+    namespace_gates: BTreeMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Member {
@@ -70,6 +74,7 @@ impl Member {
             rotation_refused: None,
             caches: None,
             namespaces: BTreeSet::new(),
+            namespace_gates: BTreeMap::new(),
         }
     }
 }
@@ -216,11 +221,27 @@ impl Fleet {
         client: &Client,
         namespace: &str,
     ) -> Result<(), kube::Error> {
-        if self
-            .lock()
-            .get(cluster)
-            .is_some_and(|m| m.namespaces.contains(namespace))
-        {
+        let known = |fleet: &Self| {
+            fleet
+                .lock()
+                .get(cluster)
+                .is_some_and(|m| m.namespaces.contains(namespace))
+        };
+        if known(self) {
+            return Ok(());
+        }
+        let gate = self.lock().get_mut(cluster).map(|member| {
+            member
+                .namespace_gates
+                .entry(namespace.to_owned())
+                .or_default()
+                .clone()
+        });
+        let _one_at_a_time = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        if known(self) {
             return Ok(());
         }
         let api: Api<Namespace> = Api::all(client.clone());
@@ -244,6 +265,7 @@ impl Fleet {
         }
         if let Some(member) = self.lock().get_mut(cluster) {
             member.namespaces.insert(namespace.to_owned());
+            member.namespace_gates.remove(namespace);
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! (caches, audit trail handle, context). A standby only campaigns: it starts its caches once
 //! it leads, because a term's caches are fresh anyway.
 
+mod applied_digest;
 mod backoff;
 mod caches;
 mod checkpoint_policy;
@@ -208,10 +209,8 @@ impl Operator {
             () = self.shutdown.clone() => return Ok(()),
         }
         // Built before the context, which needs its cache of workloads.
-        let workloads = Controller::new(
-            Api::<DeserializeGuard<SovereignWorkload>>::all(self.client.clone()),
-            watcher::Config::default().any_semantic(),
-        );
+        let (store, events) = caches::watch_workloads(&self.client);
+        let workloads = Controller::for_stream(events, store);
         let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
         let _stop_publishing = StopPublishing(ctx.clone());
         // Before the hub's first status, which says whether reports can be written.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Bytes, Frame, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::store::{DeleteOptions, Deleted, State, Target, WatchStart, WriteOptions, meta_str};
 use crate::watch::{self, WatchFilter, WatchItem, WatchSettings};
-use crate::{RequestRecord, Shared, discovery};
+use crate::{RequestRecord, Shared, discovery, metadata_only};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -206,13 +206,33 @@ fn serve(
         Ok(Selectors { labels, fields })
     };
 
+    let metadata_only = metadata_only::wanted(header(ACCEPT).as_deref());
     let (code, object) = match verb {
+        "get" if metadata_only => (200, metadata_only::object(&store.get(&t)?)),
         "get" => (200, store.get(&t)?),
-        "list" => (
-            200,
-            list_object(&rt, store.list(&rt, list_ns, &selectors()?), Some(store.rv)),
-        ),
-        "watch" => return watch(shared, &mut store, &rt, list_ns, selectors()?, query),
+        "list" => {
+            let list = list_object(&rt, store.list(&rt, list_ns, &selectors()?), Some(store.rv));
+            (
+                200,
+                if metadata_only {
+                    metadata_only::list(&list)
+                } else {
+                    list
+                },
+            )
+        }
+        "watch" => {
+            let selectors = selectors()?;
+            return watch(
+                shared,
+                &mut store,
+                &rt,
+                list_ns,
+                selectors,
+                query,
+                metadata_only,
+            );
+        }
         "create" if subresource == Some("eviction") => {
             let eviction = parse_json(&body)?;
             if meta_str(&eviction, "name").is_some_and(|n| n != name) {
@@ -309,6 +329,7 @@ fn watch(
     namespace: Option<&str>,
     selectors: Selectors,
     query: &Query,
+    metadata_only: bool,
 ) -> Result<Response<Body>, ApiError> {
     let initial_events = query.is("sendInitialEvents", "true");
     let start = match query.get("resourceVersion") {
@@ -328,6 +349,7 @@ fn watch(
         rt: rt.clone(),
         namespace: namespace.map(str::to_string),
         selectors,
+        metadata_only,
     };
     let settings = WatchSettings {
         bookmarks: query.is("allowWatchBookmarks", "true"),

@@ -51,6 +51,7 @@ mod error;
 mod faults;
 mod fieldmanager;
 mod http;
+mod metadata_only;
 mod patch;
 mod registry;
 mod selector;

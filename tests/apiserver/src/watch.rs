@@ -17,6 +17,8 @@ pub struct WatchFilter {
     pub rt: ResourceType,
     pub namespace: Option<String>,
     pub selectors: Selectors,
+    /// Events carry each object as a PartialObjectMetadata ([`crate::metadata_only`]).
+    pub metadata_only: bool,
 }
 
 pub struct WatchSettings {
@@ -66,7 +68,8 @@ impl WatchFilter {
     /// The newline-terminated watch event for a change, if this watcher sees it.
     fn event_line(&self, change: &Change) -> Option<Bytes> {
         let (event_type, object) = self.translate(change)?;
-        Some(line(event_type, present(&self.rt, object.clone())))
+        let object = present(&self.rt, object.clone());
+        Some(line(event_type, self.shaped(object)))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
@@ -78,7 +81,15 @@ impl WatchFilter {
             );
         }
         let object = json!({"apiVersion": self.rt.api_version(), "kind": self.rt.kind, "metadata": metadata});
-        line("BOOKMARK", object)
+        line("BOOKMARK", self.shaped(object))
+    }
+
+    fn shaped(&self, object: Value) -> Value {
+        if self.metadata_only {
+            crate::metadata_only::object(&object)
+        } else {
+            object
+        }
     }
 }
 
@@ -189,6 +200,7 @@ mod tests {
                 labels: LabelSelector::parse("app=web").unwrap(),
                 ..Selectors::default()
             },
+            metadata_only: false,
         };
         let web = json!({"app": "web"});
         let db = json!({"app": "db"});
