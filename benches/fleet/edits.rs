@@ -23,11 +23,21 @@ const LIMIT: Duration = Duration::from_secs(120);
 #[derive(Default)]
 pub struct Edits {
     pub latencies: Vec<Duration>,
+    /// Each handled edit's latency with when it was made, counted from the operator's start.
+    pub made: Vec<(Duration, Duration)>,
     pub unhandled: usize,
     pub edited: HashSet<String>,
 }
 
 impl Edits {
+    /// The `n` slowest edits as (made after operator start, latency).
+    pub fn slowest(&self, n: usize) -> Vec<(Duration, Duration)> {
+        let mut made = self.made.clone();
+        made.sort_by_key(|&(_, latency)| std::cmp::Reverse(latency));
+        made.truncate(n);
+        made
+    }
+
     pub fn percentile(&self, p: f64) -> Option<Duration> {
         let mut sorted = self.latencies.clone();
         sorted.sort();
@@ -38,6 +48,7 @@ impl Edits {
 
 /// Edits workloads until `stop` turns true, then waits for the edits in flight.
 pub async fn during(hub: TestApiServer, count: usize, mut stop: watch::Receiver<bool>) -> Edits {
+    let started = Instant::now();
     let resource = ApiResource::erase::<sovra::crd::SovereignWorkload>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(hub.client(), NAMESPACE, &resource);
     let done = Arc::new(Mutex::new(Edits::default()));
@@ -69,7 +80,10 @@ pub async fn during(hub: TestApiServer, count: usize, mut stop: watch::Receiver<
             let latency = observed(&hub, &name, generation, edited_at).await;
             let mut done = done.lock().unwrap();
             match latency {
-                Some(latency) => done.latencies.push(latency),
+                Some(latency) => {
+                    done.latencies.push(latency);
+                    done.made.push((edited_at.duration_since(started), latency));
+                }
                 None => done.unhandled += 1,
             }
         });

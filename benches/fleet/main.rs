@@ -105,6 +105,18 @@ async fn run() {
     figures.edits_unhandled = edits.unhandled;
     figures.edit_p50 = edits.percentile(0.50);
     figures.edit_p99 = edits.percentile(0.99);
+    let slowest: Vec<String> = edits
+        .slowest(3)
+        .iter()
+        .map(|(made, latency)| {
+            format!(
+                "{:.2} s (made {:.2} s after the operator started)",
+                latency.as_secs_f64(),
+                made.as_secs_f64()
+            )
+        })
+        .collect();
+    println!("slowest edits: {}", slowest.join("; "));
     let startup_writes = take_writes(&fleet.servers());
     for server in fleet.servers() {
         server.record_bodies(false);
