@@ -34,22 +34,17 @@ pub fn with_digest(mut desired: Deployment) -> Deployment {
 /// Whether `cached` carries the digest `desired` carries: the cheap first check, which the
 /// caches (which drop the rest of a child's annotations) can answer.
 pub fn same_digest(cached: &Deployment, desired: &Deployment) -> bool {
-    let digest = |d: &Deployment| {
-        d.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(DIGEST_ANNOTATION).cloned())
-    };
     digest(desired).is_some() && digest(cached) == digest(desired)
+}
+
+fn digest(deployment: &Deployment) -> Option<&str> {
+    let annotations = deployment.metadata.annotations.as_ref()?;
+    annotations.get(DIGEST_ANNOTATION).map(String::as_str)
 }
 
 /// True when `cached` holds every field of `desired` (which carries its digest) unchanged.
 pub fn holds(cached: &Deployment, desired: &Deployment) -> bool {
-    let carries_digest = desired
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(DIGEST_ANNOTATION));
+    let carries_digest = digest(desired).is_some();
     match (serde_json::to_value(cached), serde_json::to_value(desired)) {
         (Ok(cached), Ok(desired)) => carries_digest && contains(&cached, &desired),
         _ => false,
