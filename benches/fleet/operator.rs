@@ -75,7 +75,19 @@ impl Operator {
         let http = support::free_addr();
         let log = dir.join(format!("operator-{label}.log"));
         let output = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sovra"))
+        // A profiler to run the operator under, e.g. `heaptrack -o /tmp/sovra`: its words
+        // come before the binary (the RSS figures are then the profiler's, not Sovra's).
+        let wrapper = std::env::var("SOVRA_BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(env!("CARGO_BIN_EXE_sovra"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sovra")),
+        };
+        let child = command
             .arg("run")
             .args(["--namespace", OPERATOR_NAMESPACE])
             .args(["--http-addr", &http.to_string()])
