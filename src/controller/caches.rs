@@ -4,9 +4,10 @@
 
 use super::applied_digest::DIGEST_ANNOTATION;
 use super::deployment::{WORKLOAD_LABEL, managed_selector};
+use super::lanes::Lanes;
 use crate::crd::{SovereignCluster, SovereignWorkload};
 use crate::policy::{NodeFacts, NodePool, node_pools};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
@@ -166,10 +167,11 @@ pub fn watch_children(
 }
 
 /// The hub's SovereignWorkloads as the workload controller caches them, and the watch that
-/// feeds the cache (the controller drives it). Each is stripped of what no reconcile reads
+/// feeds the cache (the controller drives it) and tells `lanes` of live changes. Each is stripped of what no reconcile reads
 /// ([`strip_workload`]): at 10,000 workloads the managed fields alone would be most of it.
 pub fn watch_workloads(
     client: &Client,
+    lanes: Lanes,
 ) -> (
     Store<DeserializeGuard<SovereignWorkload>>,
     impl futures::Stream<Item = Result<DeserializeGuard<SovereignWorkload>, watcher::Error>>
@@ -177,12 +179,15 @@ pub fn watch_workloads(
     + 'static,
 ) {
     let (store, writer) = reflector::store();
+    let cached = store.clone();
     let events = watcher(
         Api::<DeserializeGuard<SovereignWorkload>>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
     .modify(strip_workload)
+    // Before the cache applies the event, which tells a live change from a status write.
+    .inspect_ok(move |event| lanes.observe(event, &cached))
     .reflect(writer)
     .applied_objects();
     (store, events)

@@ -27,6 +27,7 @@ mod fleet;
 mod http;
 mod invalid;
 mod kubeconfig;
+mod lanes;
 mod leader;
 mod member_health;
 mod memory;
@@ -209,14 +210,15 @@ impl Operator {
             () = self.shutdown.clone() => return Ok(()),
         }
         // Built before the context, which needs its cache of workloads.
-        let (store, events) = caches::watch_workloads(&self.client);
+        let lanes = lanes::Lanes::new(self.settings.concurrency);
+        let (store, events) = caches::watch_workloads(&self.client, lanes.clone());
         let workloads = Controller::for_stream(events, store);
         let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
         let _stop_publishing = StopPublishing(ctx.clone());
         // Before the hub's first status, which says whether reports can be written.
         ctx.reports.detect(&self.client).await;
         self.health.set(Phase::Reconciling);
-        let controllers = self.run_controllers(ctx, caches, workloads);
+        let controllers = self.run_controllers(ctx, caches, workloads, lanes);
         match &publisher {
             Some(publisher) => {
                 let interval = self.settings.checkpoint_interval;
@@ -305,6 +307,7 @@ impl Operator {
         ctx: Arc<Context>,
         caches: Caches,
         workloads: Controller<DeserializeGuard<SovereignWorkload>>,
+        lanes: lanes::Lanes,
     ) {
         let Caches {
             world_changes,
@@ -326,13 +329,18 @@ impl Operator {
         let config = controller::Config::default()
             .concurrency(self.settings.concurrency)
             .debounce(Duration::from_millis(200));
+        // Unbounded here: the workload controller's limit is kept by its lanes, which run
+        // live changes before the backlog (kube-runtime would serve its backlog in hash order).
         let workloads = workloads
-            .with_config(config.clone())
+            .with_config(config.clone().concurrency(0))
             .reconcile_all_on(changes(world_changes.resubscribe()))
             .reconcile_on(receiver_stream(workload_wakes))
             .graceful_shutdown_on(self.shutdown.clone())
             .run(
-                reconciler::instrumented(workload::reconcile, "workload"),
+                lanes::gated(
+                    lanes,
+                    reconciler::instrumented(workload::reconcile, "workload"),
+                ),
                 reconciler::error_policy,
                 ctx.clone(),
             )

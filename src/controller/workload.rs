@@ -22,7 +22,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -53,6 +53,13 @@ pub async fn reconcile(
     let namespace = workload.namespace().unwrap_or_default();
     let api: Api<SovereignWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
     let ctx2 = ctx.clone();
+    // The finalizer goes on before anything is placed, in this reconcile: waiting for the
+    // patch's watch event would make every first placement two reconciles.
+    let workload = match with_finalizer(&api, workload).await {
+        Ok(Some(patched)) => patched,
+        Ok(None) => workload.clone(),
+        Err(error) => return Err(Error::Finalizer(Box::new(error))),
+    };
     // Decide from the status Sovra last wrote: the cache may not show that write yet.
     let uid = workload.uid().unwrap_or_default();
     let workload = SovereignWorkload {
@@ -60,7 +67,7 @@ pub async fn reconcile(
             .memory
             .workload_statuses
             .newest(&uid, workload.status.as_ref()),
-        ..workload.clone()
+        ..workload
     };
     let done = finalizer(&api, FINALIZER, Arc::new(workload), |event| async move {
         match event {
@@ -73,6 +80,42 @@ pub async fn reconcile(
     // Its result in the namespace's policy report follows the status (unchanged: no write).
     ctx.reports.mark(&namespace);
     done
+}
+
+/// Adds Sovra's finalizer to a workload that is not being deleted and lacks it, with the JSON
+/// patch kube's `finalizer` helper sends (its `test` fails, 422, when someone else changed the
+/// finalizers meanwhile, and the reconcile is retried). Returns the patched workload; `None`
+/// when there was nothing to add.
+async fn with_finalizer(
+    api: &Api<SovereignWorkload>,
+    workload: &SovereignWorkload,
+) -> Result<Option<SovereignWorkload>, FinalizerError<Error>> {
+    let has_it = workload.finalizers().iter().any(|f| f == FINALIZER);
+    if has_it || workload.meta().deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let name = workload
+        .meta()
+        .name
+        .as_deref()
+        .ok_or(FinalizerError::UnnamedObject)?;
+    let patch = if workload.finalizers().is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": workload.finalizers()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|_| FinalizerError::InvalidFinalizer)?;
+    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .map(Some)
+        .map_err(FinalizerError::AddFinalizer)
 }
 
 async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Error> {

@@ -4,7 +4,7 @@
 
 mod cluster_reconcile;
 mod fixtures;
-mod objects;
+pub(super) mod objects;
 mod requests;
 mod workload_reconcile;
 mod world_index;

@@ -1,0 +1,362 @@
+//! The order in which workload reconciles run: live changes before the backlog.
+//!
+//! At start-up, and after every world change, every workload is due at once. kube-runtime's
+//! runner, at its concurrency limit, parks due objects in a set it serves in hash order, so a
+//! workload someone just edited could wait behind thousands that changed nothing. So the
+//! workload controller runs unbounded in kube-runtime, and each reconcile first takes a
+//! [`Permit`] here, where the concurrency limit is kept instead, in two first-come-first-served
+//! queues:
+//! - **live**: a workload whose watch event (after the initial list) is new, changed its spec
+//!   (`metadata.generation`) or started its deletion, see [`Lanes::observe`];
+//! - **backlog**: everything else (the initial list, relists, world changes, resyncs, child
+//!   changes, Sovra's own status writes).
+//!
+//! A free permit goes to the live queue first. A workload waiting in the backlog when its live
+//! change arrives moves to the live queue, and once it holds a permit it reconciles the
+//! workload as the cache has it then, not as it was when it was queued.
+
+use super::context::Context;
+use crate::Error;
+use crate::crd::SovereignWorkload;
+use crate::sync::lock;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::Resource;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type Workload = DeserializeGuard<SovereignWorkload>;
+type Key = ObjectRef<Workload>;
+
+/// Which queue a reconcile waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Live,
+    Backlog,
+}
+
+/// The workload controller's concurrency limit with its two queues. Cloning shares them.
+#[derive(Clone)]
+pub struct Lanes {
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    /// Permits nobody holds; while any is free, both queues are empty.
+    free: usize,
+    live: VecDeque<Waiter>,
+    backlog: VecDeque<Waiter>,
+    /// Workloads with a live change not yet picked up by a reconcile.
+    changed: HashSet<Key>,
+}
+
+struct Waiter {
+    key: Key,
+    permit: oneshot::Sender<Permit>,
+}
+
+/// The right to run one reconcile. Dropping it hands it to the next waiter.
+pub struct Permit {
+    state: Option<Arc<Mutex<State>>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            hand_over(state);
+        }
+    }
+}
+
+/// Gives a released permit to the first waiter still waiting, live ones first; with nobody
+/// waiting it is free again.
+fn hand_over(state: Arc<Mutex<State>>) {
+    loop {
+        let next = {
+            let mut guard = lock(&state);
+            let next = guard.live.pop_front().or_else(|| guard.backlog.pop_front());
+            match next {
+                Some(waiter) => {
+                    guard.changed.remove(&waiter.key);
+                    waiter
+                }
+                None => {
+                    guard.free += 1;
+                    return;
+                }
+            }
+        };
+        let permit = Permit {
+            state: Some(state.clone()),
+        };
+        match next.permit.send(permit) {
+            Ok(()) => return,
+            // The waiter gave up (its reconcile was dropped): the next one gets it.
+            Err(mut permit) => {
+                permit.state = None;
+            }
+        }
+    }
+}
+
+impl Lanes {
+    /// `concurrency` reconciles at a time; 0 means one.
+    pub fn new(concurrency: u16) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                free: usize::from(concurrency.max(1)),
+                live: VecDeque::new(),
+                backlog: VecDeque::new(),
+                changed: HashSet::new(),
+            })),
+        }
+    }
+
+    /// Waits for a permit for `key`'s reconcile, in the live queue when it has a live change.
+    pub async fn acquire(&self, key: &Key) -> Permit {
+        let waiting = {
+            let mut state = lock(&self.state);
+            let lane = if state.changed.remove(key) {
+                Lane::Live
+            } else {
+                Lane::Backlog
+            };
+            if state.free > 0 {
+                state.free -= 1;
+                None
+            } else {
+                let (permit, waiting) = oneshot::channel();
+                let waiter = Waiter {
+                    key: key.clone(),
+                    permit,
+                };
+                match lane {
+                    Lane::Live => state.live.push_back(waiter),
+                    Lane::Backlog => state.backlog.push_back(waiter),
+                }
+                Some(waiting)
+            }
+        };
+        match waiting {
+            None => Permit {
+                state: Some(self.state.clone()),
+            },
+            // The sender is only dropped with the queues; a permit of nothing then.
+            Some(waiting) => waiting.await.unwrap_or(Permit { state: None }),
+        }
+    }
+
+    /// Notes a live change of `key`: its next reconcile goes in the live queue, and one
+    /// waiting in the backlog moves there now.
+    pub fn changed(&self, key: Key) {
+        let mut state = lock(&self.state);
+        if let Some(at) = state.backlog.iter().position(|w| w.key == key)
+            && let Some(waiter) = state.backlog.remove(at)
+        {
+            state.live.push_back(waiter);
+        }
+        state.changed.insert(key);
+    }
+
+    /// Forgets a deleted workload's live change.
+    pub fn forget(&self, key: &Key) {
+        lock(&self.state).changed.remove(key);
+    }
+
+    /// Looks at a watch event of the workload cache before the cache applies it (`cached` is
+    /// the cache): a live event of a workload that is new, whose generation moved or whose
+    /// deletion started is a live change. Status writes, finalizer and label changes, and the
+    /// (re)list are not.
+    pub fn observe(&self, event: &watcher::Event<Workload>, cached: &Store<Workload>) {
+        match event {
+            watcher::Event::Apply(workload) => {
+                let key = ObjectRef::from_obj(workload);
+                let live = match cached.get(&key) {
+                    None => true,
+                    Some(before) => {
+                        before.meta().generation != workload.meta().generation
+                            || before.meta().deletion_timestamp.is_some()
+                                != workload.meta().deletion_timestamp.is_some()
+                    }
+                };
+                if live {
+                    self.changed(key);
+                }
+            }
+            watcher::Event::Delete(workload) => self.forget(&ObjectRef::from_obj(workload)),
+            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => {}
+        }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> (Vec<String>, Vec<String>) {
+        let state = lock(&self.state);
+        let names = |queue: &VecDeque<Waiter>| queue.iter().map(|w| w.key.name.clone()).collect();
+        (names(&state.live), names(&state.backlog))
+    }
+}
+
+/// Wraps the workload reconciler: it runs once it holds a permit, on the workload as cached
+/// then (gone from the cache: nothing to do, its delete event came after its last change).
+pub fn gated<F>(
+    lanes: Lanes,
+    reconcile: F,
+) -> impl Fn(Arc<Workload>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+where
+    F: Fn(Arc<Workload>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let reconcile = Arc::new(reconcile);
+    move |workload, ctx| {
+        let (lanes, reconcile) = (lanes.clone(), reconcile.clone());
+        async move {
+            let key = ObjectRef::from_obj(workload.as_ref());
+            let _permit = lanes.acquire(&key).await;
+            let latest = ctx.workloads.get(&key);
+            match latest {
+                Some(latest) => reconcile(latest, ctx).await,
+                None => Ok(Action::await_change()),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        ObjectRef::new(name).within("ns")
+    }
+
+    #[tokio::test]
+    async fn a_free_permit_goes_to_the_live_queue_before_the_backlog() {
+        let lanes = Lanes::new(1);
+        let held = lanes.acquire(&key("running")).await;
+        let backlog = tokio::spawn({
+            let lanes = lanes.clone();
+            async move { lanes.acquire(&key("old")).await }
+        });
+        tokio::task::yield_now().await;
+        lanes.changed(key("edited"));
+        let live = tokio::spawn({
+            let lanes = lanes.clone();
+            async move { lanes.acquire(&key("edited")).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(
+            lanes.waiting(),
+            (vec!["edited".to_owned()], vec!["old".to_owned()]),
+            "both wait, in their own queues"
+        );
+        drop(held);
+        let live = live.await.expect("the live reconcile got the permit");
+        assert_eq!(lanes.waiting(), (vec![], vec!["old".to_owned()]));
+        drop(live);
+        let _ = backlog.await.expect("then the backlog's");
+        assert_eq!(lanes.waiting(), (vec![], vec![]));
+    }
+
+    #[tokio::test]
+    async fn a_workload_waiting_in_the_backlog_moves_to_the_live_queue_when_it_changes() {
+        let lanes = Lanes::new(1);
+        let held = lanes.acquire(&key("running")).await;
+        let mut waiting = Vec::new();
+        for name in ["a", "b", "edited"] {
+            let lanes = lanes.clone();
+            waiting.push(tokio::spawn(async move { lanes.acquire(&key(name)).await }));
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(lanes.waiting().1, ["a", "b", "edited"]);
+        lanes.changed(key("edited"));
+        assert_eq!(
+            lanes.waiting(),
+            (
+                vec!["edited".to_owned()],
+                vec!["a".to_owned(), "b".to_owned()]
+            )
+        );
+        drop(held);
+        tokio::task::yield_now().await;
+        assert_eq!(lanes.waiting().1, ["a", "b"], "the edited one went first");
+        let edited = waiting.pop().expect("three waiters");
+        drop(edited.await.expect("the edited one holds the permit"));
+        assert_eq!(lanes.waiting().1, ["b"], "then the backlog, in order");
+    }
+
+    #[tokio::test]
+    async fn a_permit_given_up_while_waiting_passes_to_the_next_waiter() {
+        let lanes = Lanes::new(1);
+        let held = lanes.acquire(&key("running")).await;
+        let abandoning = key("abandoned");
+        let mut abandoned = Box::pin(lanes.acquire(&abandoning));
+        assert!(
+            (&mut abandoned).now_or_never().is_none(),
+            "it waits behind the running one"
+        );
+        let next = tokio::spawn({
+            let lanes = lanes.clone();
+            async move { lanes.acquire(&key("next")).await }
+        });
+        tokio::task::yield_now().await;
+        drop(abandoned);
+        drop(held);
+        let permit = next.await.expect("the next waiter got the permit");
+        drop(permit);
+        let again = lanes.acquire(&key("again")).now_or_never();
+        assert!(again.is_some(), "and the permit came back free");
+    }
+
+    #[test]
+    fn only_new_workloads_spec_changes_and_deletions_are_live_changes() {
+        let (cache, mut writer) = kube::runtime::reflector::store::<Workload>();
+        let lanes = Lanes::new(1);
+        let workload = |generation: i64, status: bool, deleting: bool| {
+            let mut w = super::super::tests::objects::workload("w", "internal");
+            w.metadata.namespace = Some("ns".into());
+            w.metadata.generation = Some(generation);
+            if status {
+                w.status = Some(Default::default());
+            }
+            if deleting {
+                w = super::super::tests::objects::deleting(w);
+            }
+            DeserializeGuard(Ok(w))
+        };
+        let mut changed = |event: watcher::Event<Workload>| {
+            lanes.observe(&event, &cache);
+            writer.apply_watcher_event(&event);
+            lock(&lanes.state).changed.remove(&key("w"))
+        };
+        assert!(!changed(watcher::Event::Init), "a list is the backlog");
+        assert!(!changed(watcher::Event::InitApply(workload(
+            1, false, false
+        ))));
+        assert!(!changed(watcher::Event::InitDone));
+        assert!(
+            !changed(watcher::Event::Apply(workload(1, true, false))),
+            "a status write"
+        );
+        assert!(
+            changed(watcher::Event::Apply(workload(2, true, false))),
+            "a spec edit"
+        );
+        assert!(
+            changed(watcher::Event::Apply(workload(2, true, true))),
+            "a deletion"
+        );
+        assert!(!changed(watcher::Event::Delete(workload(2, true, true))));
+        assert!(
+            changed(watcher::Event::Apply(workload(1, false, false))),
+            "a workload created live"
+        );
+    }
+}
