@@ -13,6 +13,7 @@
 //! be a prefix of the trail file: a trail rewritten or cut short since is refused like a
 //! broken chain. Publishing runs beside the controllers; its failures are logged and counted.
 
+use super::event_recorder::EventRecorder;
 use super::metrics::{Metrics, labels};
 use super::settings::Settings;
 use super::witness::Witness;
@@ -23,7 +24,7 @@ use crate::audit::{
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Client, Resource};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -40,7 +41,7 @@ const FINAL_PUBLISH: Duration = Duration::from_secs(10);
 pub(super) struct Publisher {
     api: Api<ConfigMap>,
     identity: String,
-    recorder: Recorder,
+    recorder: EventRecorder,
     metrics: Metrics,
     witness: Option<Witness>,
     /// The tree size last POSTed to the witness.
@@ -81,7 +82,7 @@ impl Publisher {
         let publisher = Self {
             api: Api::namespaced(client.clone(), &settings.namespace),
             identity: settings.identity.clone(),
-            recorder: Recorder::new(
+            recorder: EventRecorder::new(
                 client.clone(),
                 Reporter {
                     controller: "sovra".into(),

@@ -187,13 +187,17 @@ async fn observe(cluster: &SovereignCluster, ctx: &Context) -> Result<Action, Er
             "kind": SovereignCluster::kind(&()),
             "status": status,
         });
-        api.patch_status(
-            &cluster.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-        ctx.memory.cluster_statuses.remember(&uid, status);
+        let written = api
+            .patch_status(
+                &cluster.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        // As the server stored it, which the cache will show (see the workload's write).
+        ctx.memory
+            .cluster_statuses
+            .remember(&uid, written.status.unwrap_or(status));
     }
     Ok(Action::requeue(requeue))
 }

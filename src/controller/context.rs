@@ -3,6 +3,7 @@
 
 use super::backoff::Backoff;
 use super::error_reports::ErrorReports;
+use super::event_recorder::EventRecorder;
 use super::fleet::Fleet;
 use super::memory::{Applied, Memory};
 use super::metrics::Metrics;
@@ -11,7 +12,6 @@ use super::world::{Snapshot, World};
 use crate::audit::AuditTrail;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct Context {
     pub world: World,
     /// Connections to member clusters: their health, node pools and children.
     pub fleet: Fleet,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub audit: AuditTrail,
     pub metrics: Metrics,
     pub backoff: Backoff,

@@ -53,6 +53,8 @@ struct State {
     backlog: VecDeque<Waiter>,
     /// Workloads with a live change not yet picked up by a reconcile.
     changed: HashSet<Key>,
+    /// Workloads in either queue.
+    queued: HashSet<Key>,
 }
 
 struct Waiter {
@@ -83,6 +85,7 @@ fn hand_over(state: Arc<Mutex<State>>) {
             match next {
                 Some(waiter) => {
                     guard.changed.remove(&waiter.key);
+                    guard.queued.remove(&waiter.key);
                     waiter
                 }
                 None => {
@@ -113,6 +116,7 @@ impl Lanes {
                 live: VecDeque::new(),
                 backlog: VecDeque::new(),
                 changed: HashSet::new(),
+                queued: HashSet::new(),
             })),
         }
     }
@@ -130,6 +134,7 @@ impl Lanes {
                 state.free -= 1;
                 None
             } else {
+                state.queued.insert(key.clone());
                 let (permit, waiting) = oneshot::channel();
                 let waiter = Waiter {
                     key: key.clone(),
@@ -161,6 +166,20 @@ impl Lanes {
             state.live.push_back(waiter);
         }
         state.changed.insert(key);
+    }
+
+    /// The cached workloads not waiting in a queue: after a world change only these need a
+    /// reconcile, because one that waits reads the world when it runs. (Triggering those too
+    /// would park thousands of requests in kube-runtime's scheduler, which scans them all
+    /// every time it looks for the next one.)
+    pub fn not_queued(&self, cache: &Store<Workload>) -> Vec<Key> {
+        let workloads = cache.state();
+        let state = lock(&self.state);
+        workloads
+            .iter()
+            .map(|w| ObjectRef::from_obj(w.as_ref()))
+            .filter(|key| !state.queued.contains(key))
+            .collect()
     }
 
     /// Forgets a deleted workload's live change.
@@ -290,6 +309,36 @@ mod tests {
         let edited = waiting.pop().expect("three waiters");
         drop(edited.await.expect("the edited one holds the permit"));
         assert_eq!(lanes.waiting().1, ["b"], "then the backlog, in order");
+    }
+
+    #[tokio::test]
+    async fn after_a_world_change_only_workloads_not_already_queued_are_reconciled() {
+        let (cache, mut writer) = kube::runtime::reflector::store::<Workload>();
+        for name in ["running", "waiting", "idle"] {
+            let mut w = super::super::tests::objects::workload(name, "internal");
+            w.metadata.namespace = Some("ns".into());
+            writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(w))));
+        }
+        let lanes = Lanes::new(1);
+        let _running = lanes.acquire(&key("running")).await;
+        let waiting = tokio::spawn({
+            let lanes = lanes.clone();
+            async move { lanes.acquire(&key("waiting")).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(lanes.waiting().1, ["waiting"], "the path ran: one waits");
+        let mut due: Vec<String> = lanes
+            .not_queued(&cache)
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        due.sort();
+        assert_eq!(
+            due,
+            ["idle", "running"],
+            "the running one may have read the old world; the waiting one reads the new"
+        );
+        waiting.abort();
     }
 
     #[tokio::test]

@@ -21,6 +21,9 @@ pub struct Memory {
     /// The decision last recorded in the audit trail for each workload (generation and
     /// digest): a reconcile retried after a failed status write does not record it again.
     pub recorded: Mutex<HashMap<String, (Option<i64>, u64)>>,
+    /// Workloads Sovra added its finalizer to while the cache does not show it yet: a
+    /// reconcile from that older cache must not add it again (its patch's `test` would fail).
+    pub finalized: Mutex<std::collections::HashSet<String>>,
     /// Workloads whose release is already in the audit trail: a cleanup that is retried
     /// records it once.
     pub released: Mutex<std::collections::HashSet<String>>,
@@ -42,6 +45,7 @@ impl Memory {
         self.workload_statuses.retain(&live);
         lock(&self.recorded).retain(|uid, _| live(uid));
         lock(&self.released).retain(|uid| live(uid));
+        lock(&self.finalized).retain(|uid| live(uid));
         lock(&self.invalid).retain(|uid, _| live(uid));
     }
 }

@@ -21,6 +21,7 @@ pub mod deployment;
 mod drain;
 mod drift;
 mod error_reports;
+mod event_recorder;
 mod exit_status;
 mod exit_tally;
 mod fleet;
@@ -66,6 +67,7 @@ use crate::Error;
 use crate::audit::AuditTrail;
 use crate::crd::{SovereignCluster, SovereignWorkload};
 use context::Context;
+use event_recorder::EventRecorder;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use http::{Health, Phase};
@@ -74,7 +76,7 @@ use kube::Client;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use startup::Caches;
 use std::sync::Arc;
@@ -269,7 +271,7 @@ impl Operator {
         workloads: kube::runtime::reflector::Store<DeserializeGuard<SovereignWorkload>>,
         hub_version: Option<String>,
     ) -> Context {
-        let recorder = Recorder::new(
+        let recorder = EventRecorder::new(
             self.client.clone(),
             Reporter {
                 controller: "sovra".into(),
@@ -331,9 +333,15 @@ impl Operator {
             .debounce(Duration::from_millis(200));
         // Unbounded here: the workload controller's limit is kept by its lanes, which run
         // live changes before the backlog (kube-runtime would serve its backlog in hash order).
+        // A world change wakes the workloads not waiting in a lane already.
+        let not_queued = {
+            let (lanes, cache) = (lanes.clone(), ctx.workloads.clone());
+            changes(world_changes.resubscribe())
+                .flat_map(move |()| futures::stream::iter(lanes.not_queued(&cache)))
+        };
         let workloads = workloads
             .with_config(config.clone().concurrency(0))
-            .reconcile_all_on(changes(world_changes.resubscribe()))
+            .reconcile_on(not_queued)
             .reconcile_on(receiver_stream(workload_wakes))
             .graceful_shutdown_on(self.shutdown.clone())
             .run(

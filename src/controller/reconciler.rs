@@ -9,6 +9,7 @@
 
 use super::context::Context;
 use super::deployment::FIELD_MANAGER;
+use super::event_recorder::EventRecorder;
 use super::metrics;
 use super::status::{CONDITION_READY, truncate};
 use crate::Error;
@@ -19,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
@@ -118,7 +119,7 @@ where
 /// only looked at (not kept alive) to remember the status written.
 async fn publish<C: AsRef<Context>>(
     client: Client,
-    recorder: Recorder,
+    recorder: EventRecorder,
     reference: ObjectReference,
     workload: Option<(String, String)>,
     text: String,

@@ -55,7 +55,7 @@ pub async fn reconcile(
     let ctx2 = ctx.clone();
     // The finalizer goes on before anything is placed, in this reconcile: waiting for the
     // patch's watch event would make every first placement two reconciles.
-    let workload = match with_finalizer(&api, workload).await {
+    let workload = match with_finalizer(&api, workload, &ctx.memory.finalized).await {
         Ok(Some(patched)) => patched,
         Ok(None) => workload.clone(),
         Err(error) => return Err(Error::Finalizer(Box::new(error))),
@@ -85,14 +85,25 @@ pub async fn reconcile(
 /// Adds Sovra's finalizer to a workload that is not being deleted and lacks it, with the JSON
 /// patch kube's `finalizer` helper sends (its `test` fails, 422, when someone else changed the
 /// finalizers meanwhile, and the reconcile is retried). Returns the patched workload; `None`
-/// when there was nothing to add.
+/// when there was nothing to add. `added` holds the workloads it was added to that the cache
+/// does not show with it yet: those are taken to have it.
 async fn with_finalizer(
     api: &Api<SovereignWorkload>,
     workload: &SovereignWorkload,
+    added: &std::sync::Mutex<std::collections::HashSet<String>>,
 ) -> Result<Option<SovereignWorkload>, FinalizerError<Error>> {
-    let has_it = workload.finalizers().iter().any(|f| f == FINALIZER);
-    if has_it || workload.meta().deletion_timestamp.is_some() {
+    let uid = workload.uid().unwrap_or_default();
+    if workload.finalizers().iter().any(|f| f == FINALIZER) {
+        lock(added).remove(&uid);
         return Ok(None);
+    }
+    if workload.meta().deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    if lock(added).contains(&uid) {
+        let mut finalized = workload.clone();
+        finalized.finalizers_mut().push(FINALIZER.to_owned());
+        return Ok(Some(finalized));
     }
     let name = workload
         .meta()
@@ -112,10 +123,12 @@ async fn with_finalizer(
     };
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(|_| FinalizerError::InvalidFinalizer)?;
-    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+    let patched = api
+        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await
-        .map(Some)
-        .map_err(FinalizerError::AddFinalizer)
+        .map_err(FinalizerError::AddFinalizer)?;
+    lock(added).insert(uid);
+    Ok(Some(patched))
 }
 
 async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Error> {
@@ -404,14 +417,18 @@ async fn write_status(
         "kind": SovereignWorkload::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &workload.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    ctx.memory
-        .workload_statuses
-        .remember(&workload.uid().unwrap_or_default(), status);
+    let written = api
+        .patch_status(
+            &workload.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    // Remembered as the server stored it (times to the second), which is what the cache will
+    // show: what was sent would never equal it, and would be kept until the workload goes.
+    ctx.memory.workload_statuses.remember(
+        &workload.uid().unwrap_or_default(),
+        written.status.unwrap_or(status),
+    );
     Ok(())
 }

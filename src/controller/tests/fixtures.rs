@@ -8,6 +8,7 @@ use super::super::backoff::Backoff;
 use super::super::caches::Signals;
 use super::super::context::Context;
 use super::super::error_reports::ErrorReports;
+use super::super::event_recorder::EventRecorder;
 use super::super::fleet::Fleet;
 use super::super::memory::{Applied, Memory};
 use super::super::metrics::Metrics;
@@ -22,7 +23,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -232,7 +233,7 @@ impl Harness {
         let audit = AuditTrail::open(Some(audit_path.clone()), "sovra/test".into(), false)
             .await
             .expect("audit trail");
-        let recorder = Recorder::new(
+        let recorder = EventRecorder::new(
             client.clone(),
             Reporter {
                 controller: "sovra".into(),
