@@ -84,6 +84,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A reconcile's task ended without a result (it panicked or was cancelled).
+    #[error("reconcile stopped: {0}")]
+    ReconcileStopped(String),
+
     /// `sovra plan --live` could not read the hub.
     #[error("cannot read the hub: {0}")]
     Hub(String),
@@ -119,6 +123,7 @@ impl Error {
             Self::HttpServer(_) => "http_server",
             Self::Usage(_) => "usage",
             Self::Hub(_) => "hub",
+            Self::ReconcileStopped(_) => "reconcile_stopped",
         }
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! A free permit goes to the live queue first. A workload waiting in the backlog when its live
 //! change arrives moves to the live queue, and once it holds a permit it reconciles the
-//! workload as the cache has it then, not as it was when it was queued.
+//! workload as the cache has it then, not as it was when it was queued, on a task of its own.
 
 use super::context::Context;
 use crate::Error;
@@ -130,6 +130,7 @@ impl Lanes {
             } else {
                 Lane::Backlog
             };
+            tracing::debug!(workload = %key, ?lane, free = state.free, "waiting for a permit");
             if state.free > 0 {
                 state.free -= 1;
                 None
@@ -160,11 +161,15 @@ impl Lanes {
     /// waiting in the backlog moves there now.
     pub fn changed(&self, key: Key) {
         let mut state = lock(&self.state);
-        if let Some(at) = state.backlog.iter().position(|w| w.key == key)
+        let moved = if let Some(at) = state.backlog.iter().position(|w| w.key == key)
             && let Some(waiter) = state.backlog.remove(at)
         {
             state.live.push_back(waiter);
-        }
+            true
+        } else {
+            false
+        };
+        tracing::debug!(workload = %key, moved, live = state.live.len(), "live change");
         state.changed.insert(key);
     }
 
@@ -189,26 +194,27 @@ impl Lanes {
 
     /// Looks at a watch event of the workload cache before the cache applies it (`cached` is
     /// the cache): a live event of a workload that is new, whose generation moved or whose
-    /// deletion started is a live change. Status writes, finalizer and label changes, and the
-    /// (re)list are not.
+    /// deletion started is a live change, and so is a workload a relist shows changed that way
+    /// (the watch was down when it changed). Status writes, finalizer and label changes, and
+    /// the first list are not.
     pub fn observe(&self, event: &watcher::Event<Workload>, cached: &Store<Workload>) {
+        let changed = |workload: &Workload| {
+            cached.get(&ObjectRef::from_obj(workload)).map(|before| {
+                before.meta().generation != workload.meta().generation
+                    || before.meta().deletion_timestamp.is_some()
+                        != workload.meta().deletion_timestamp.is_some()
+            })
+        };
         match event {
-            watcher::Event::Apply(workload) => {
-                let key = ObjectRef::from_obj(workload);
-                let live = match cached.get(&key) {
-                    None => true,
-                    Some(before) => {
-                        before.meta().generation != workload.meta().generation
-                            || before.meta().deletion_timestamp.is_some()
-                                != workload.meta().deletion_timestamp.is_some()
-                    }
-                };
-                if live {
-                    self.changed(key);
-                }
+            watcher::Event::Apply(workload) if changed(workload).unwrap_or(true) => {
+                self.changed(ObjectRef::from_obj(workload));
+            }
+            // The cache keeps what it held before a relist until the relist is done.
+            watcher::Event::InitApply(workload) if changed(workload).unwrap_or(false) => {
+                self.changed(ObjectRef::from_obj(workload));
             }
             watcher::Event::Delete(workload) => self.forget(&ObjectRef::from_obj(workload)),
-            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => {}
+            _ => {}
         }
     }
 
@@ -238,13 +244,28 @@ where
         async move {
             let key = ObjectRef::from_obj(workload.as_ref());
             let _permit = lanes.acquire(&key).await;
-            let latest = ctx.workloads.get(&key);
-            match latest {
-                Some(latest) => reconcile(latest, ctx).await,
-                None => Ok(Action::await_change()),
-            }
+            let Some(latest) = ctx.workloads.get(&key) else {
+                return Ok(Action::await_change());
+            };
+            // On a task of its own: kube-runtime polls every reconcile on the controller's one
+            // task, which also reads the watches, so reconciles would use one core and hold
+            // up the watch (the initial list's pages, then live changes) while they run.
+            // Dropping this future (shutdown, a lost lease) aborts the task.
+            let task = tokio::spawn(reconcile(latest, ctx));
+            let _abort = AbortOnDrop(task.abort_handle());
+            task.await
+                .unwrap_or_else(|stopped| Err(Error::ReconcileStopped(stopped.to_string())))
         }
         .boxed()
+    }
+}
+
+/// Aborts a spawned reconcile when the future awaiting it is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -406,6 +427,15 @@ mod tests {
         assert!(
             changed(watcher::Event::Apply(workload(1, false, false))),
             "a workload created live"
+        );
+        assert!(!changed(watcher::Event::Init), "a relist");
+        assert!(
+            !changed(watcher::Event::InitApply(workload(1, true, false))),
+            "unchanged since the watch went down"
+        );
+        assert!(
+            changed(watcher::Event::InitApply(workload(3, true, false))),
+            "edited while the watch was down"
         );
     }
 }
