@@ -84,10 +84,6 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// A reconcile's task ended without a result (it panicked or was cancelled).
-    #[error("reconcile stopped: {0}")]
-    ReconcileStopped(String),
-
     /// `sovra plan --live` could not read the hub.
     #[error("cannot read the hub: {0}")]
     Hub(String),
@@ -123,7 +119,6 @@ impl Error {
             Self::HttpServer(_) => "http_server",
             Self::Usage(_) => "usage",
             Self::Hub(_) => "hub",
-            Self::ReconcileStopped(_) => "reconcile_stopped",
         }
     }
 }

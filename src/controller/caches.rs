@@ -4,9 +4,10 @@
 
 use super::applied_digest::DIGEST_ANNOTATION;
 use super::deployment::{WORKLOAD_LABEL, managed_selector};
-use super::lanes::Lanes;
+use super::lanes::{Lanes, live_change};
 use crate::crd::{SovereignCluster, SovereignWorkload};
 use crate::policy::{NodeFacts, NodePool, node_pools};
+use crate::sync::lock;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -180,15 +181,19 @@ pub fn watch_workloads(
 ) {
     let (store, writer) = reflector::store();
     let cached = store.clone();
+    // What the event changed, judged against the cache before it applies the event, and noted
+    // once it has.
+    let live = Arc::new(std::sync::Mutex::new(None));
+    let judged = live.clone();
     let events = watcher(
         Api::<DeserializeGuard<SovereignWorkload>>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
     .modify(strip_workload)
-    // Before the cache applies the event, which tells a live change from a status write.
-    .inspect_ok(move |event| lanes.observe(event, &cached))
+    .inspect_ok(move |event| *lock(&judged) = live_change(event, &cached))
     .reflect(writer)
+    .inspect_ok(move |event| lanes.note(event, lock(&live).take()))
     .applied_objects();
     (store, events)
 }

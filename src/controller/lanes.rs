@@ -7,13 +7,13 @@
 //! [`Permit`] here, where the concurrency limit is kept instead, in two first-come-first-served
 //! queues:
 //! - **live**: a workload whose watch event (after the initial list) is new, changed its spec
-//!   (`metadata.generation`) or started its deletion, see [`Lanes::observe`];
+//!   (`metadata.generation`) or started its deletion, see [`live_change`];
 //! - **backlog**: everything else (the initial list, relists, world changes, resyncs, child
 //!   changes, Sovra's own status writes).
 //!
 //! A free permit goes to the live queue first. A workload waiting in the backlog when its live
 //! change arrives moves to the live queue, and once it holds a permit it reconciles the
-//! workload as the cache has it then, not as it was when it was queued, on a task of its own.
+//! workload as the cache has it then, not as it was when it was queued.
 
 use super::context::Context;
 use crate::Error;
@@ -192,29 +192,16 @@ impl Lanes {
         lock(&self.state).changed.remove(key);
     }
 
-    /// Looks at a watch event of the workload cache before the cache applies it (`cached` is
-    /// the cache): a live event of a workload that is new, whose generation moved or whose
-    /// deletion started is a live change, and so is a workload a relist shows changed that way
-    /// (the watch was down when it changed). Status writes, finalizer and label changes, and
-    /// the first list are not.
-    pub fn observe(&self, event: &watcher::Event<Workload>, cached: &Store<Workload>) {
-        let changed = |workload: &Workload| {
-            cached.get(&ObjectRef::from_obj(workload)).map(|before| {
-                before.meta().generation != workload.meta().generation
-                    || before.meta().deletion_timestamp.is_some()
-                        != workload.meta().deletion_timestamp.is_some()
-            })
-        };
-        match event {
-            watcher::Event::Apply(workload) if changed(workload).unwrap_or(true) => {
-                self.changed(ObjectRef::from_obj(workload));
-            }
-            // The cache keeps what it held before a relist until the relist is done.
-            watcher::Event::InitApply(workload) if changed(workload).unwrap_or(false) => {
-                self.changed(ObjectRef::from_obj(workload));
-            }
-            watcher::Event::Delete(workload) => self.forget(&ObjectRef::from_obj(workload)),
-            _ => {}
+    /// Takes note of a watch event the cache has just applied, with what [`live_change`] said
+    /// of it before: a live change, or a workload gone. After the cache applied it, because a
+    /// reconcile (kube-runtime runs each on a task of its own) may take a permit the moment its workload moves to the
+    /// live queue, and must then read the changed workload.
+    pub fn note(&self, event: &watcher::Event<Workload>, live: Option<Key>) {
+        if let Some(key) = live {
+            self.changed(key);
+        }
+        if let watcher::Event::Delete(workload) = event {
+            self.forget(&ObjectRef::from_obj(workload));
         }
     }
 
@@ -223,6 +210,30 @@ impl Lanes {
         let state = lock(&self.state);
         let names = |queue: &VecDeque<Waiter>| queue.iter().map(|w| w.key.name.clone()).collect();
         (names(&state.live), names(&state.backlog))
+    }
+}
+
+/// Which workload a watch event shows changed live, judged before the cache applies it
+/// (`cached` is the cache): one that is new, whose generation moved or whose deletion started,
+/// and one a relist shows changed that way (the watch was down when it changed). Status writes,
+/// finalizer and label changes, and the first list are not.
+pub fn live_change(event: &watcher::Event<Workload>, cached: &Store<Workload>) -> Option<Key> {
+    let changed = |workload: &Workload| {
+        cached.get(&ObjectRef::from_obj(workload)).map(|before| {
+            before.meta().generation != workload.meta().generation
+                || before.meta().deletion_timestamp.is_some()
+                    != workload.meta().deletion_timestamp.is_some()
+        })
+    };
+    match event {
+        watcher::Event::Apply(workload) if changed(workload).unwrap_or(true) => {
+            Some(ObjectRef::from_obj(workload))
+        }
+        // The cache keeps what it held before a relist until the relist is done.
+        watcher::Event::InitApply(workload) if changed(workload).unwrap_or(false) => {
+            Some(ObjectRef::from_obj(workload))
+        }
+        _ => None,
     }
 }
 
@@ -247,25 +258,10 @@ where
             let Some(latest) = ctx.workloads.get(&key) else {
                 return Ok(Action::await_change());
             };
-            // On a task of its own: kube-runtime polls every reconcile on the controller's one
-            // task, which also reads the watches, so reconciles would use one core and hold
-            // up the watch (the initial list's pages, then live changes) while they run.
-            // Dropping this future (shutdown, a lost lease) aborts the task.
-            let task = tokio::spawn(reconcile(latest, ctx));
-            let _abort = AbortOnDrop(task.abort_handle());
-            task.await
-                .unwrap_or_else(|stopped| Err(Error::ReconcileStopped(stopped.to_string())))
+            tracing::debug!(workload = %key, generation = ?latest.meta().generation, "permit taken");
+            reconcile(latest, ctx).await
         }
         .boxed()
-    }
-}
-
-/// Aborts a spawned reconcile when the future awaiting it is dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -402,8 +398,9 @@ mod tests {
             DeserializeGuard(Ok(w))
         };
         let mut changed = |event: watcher::Event<Workload>| {
-            lanes.observe(&event, &cache);
+            let live = live_change(&event, &cache);
             writer.apply_watcher_event(&event);
+            lanes.note(&event, live);
             lock(&lanes.state).changed.remove(&key("w"))
         };
         assert!(!changed(watcher::Event::Init), "a list is the backlog");
