@@ -31,13 +31,29 @@ fn is_operators(record: &RequestRecord) -> bool {
 
 /// Empties the access logs of the hub and every member and returns the operator's writes.
 pub fn take_writes(servers: &[&TestApiServer]) -> Vec<Served> {
-    let mut writes = Vec::new();
+    take_requests(servers, is_write)
+}
+
+/// A request the replay sends again: a write, or a read of one object (a GET). Lists and
+/// watches feed the caches; a list replayed across namespaces would also list the replay's
+/// copies, and a watch has no end.
+pub fn is_replayable(record: &RequestRecord) -> bool {
+    is_write(record) || record.verb == "get"
+}
+
+/// Empties the access logs and returns the operator's requests that `keep` keeps, in the
+/// order each server answered them.
+pub fn take_requests(
+    servers: &[&TestApiServer],
+    keep: impl Fn(&RequestRecord) -> bool,
+) -> Vec<Served> {
+    let mut requests = Vec::new();
     for (server, api) in servers.iter().enumerate() {
         let records = api.take_requests().into_iter();
-        let mine = records.filter(|r| is_write(r) && is_operators(r));
-        writes.extend(mine.map(|record| Served { server, record }));
+        let mine = records.filter(|r| keep(r) && is_operators(r));
+        requests.extend(mine.map(|record| Served { server, record }));
     }
-    writes
+    requests
 }
 
 /// Requests served so far by all of them (reads included): a cheap sign of activity.
@@ -106,8 +122,9 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
-    /// Counts `writes`, leaving out those that concern a workload in `exclude`.
-    pub fn of(writes: &[Served], exclude: &HashSet<String>) -> Breakdown {
+    /// Counts the writes among `requests`, leaving out those that concern a workload in
+    /// `exclude`.
+    pub fn of(requests: &[Served], exclude: &HashSet<String>) -> Breakdown {
         let mut breakdown = Breakdown {
             by_kind: BTreeMap::new(),
             total: 0,
@@ -116,6 +133,7 @@ impl Breakdown {
             excluded: 0,
             failed: BTreeMap::new(),
         };
+        let writes = requests.iter().filter(|s| is_write(&s.record));
         for Served { record, .. } in writes {
             if workload_of(record).is_some_and(|w| exclude.contains(&w)) {
                 breakdown.excluded += 1;

@@ -7,8 +7,9 @@
 //! - writes per placement by kind (verb, resource, subresource, patch type) and the retries;
 //! - writes per readiness change; RSS and writes when idle; RSS peak during a relist of every
 //!   watch; a restart with everything placed;
-//! - an honest baseline: the same writes replayed against the same servers at the same
-//!   concurrency, and Sovra's time over the replay's.
+//! - an honest baseline: the same requests (writes and single-object reads) replayed against
+//!   the same servers at the same concurrency, and Sovra's time over the replay's (and over a
+//!   replay of the writes alone).
 //!
 //! Run with `make bench` or `SOVRA_BENCH_WORKLOADS=1000 cargo bench --bench fleet`.
 #![allow(
@@ -30,13 +31,13 @@ mod summary;
 mod topology;
 mod waits;
 
-use access_log::{Breakdown, take_writes};
+use access_log::{Breakdown, take_requests};
 use operator::{CONCURRENCY, Operator};
 use phases::Fleet;
 use std::time::{Duration, Instant};
 use summary::Figures;
 use test_apiserver::TestApiServer;
-use topology::{MEMBERS, NAMESPACE, REPLAY_NAMESPACE};
+use topology::{MEMBERS, NAMESPACE, REPLAY_NAMESPACE, WRITES_REPLAY_NAMESPACE};
 
 fn workload_count() -> usize {
     std::env::var("SOVRA_BENCH_WORKLOADS")
@@ -117,7 +118,9 @@ async fn run() {
         })
         .collect();
     println!("slowest edits: {}", slowest.join("; "));
-    let startup_writes = take_writes(&fleet.servers());
+    // Writes and single-object reads, in order: the breakdowns count the writes, the replay
+    // sends both.
+    let startup_requests = take_requests(&fleet.servers(), access_log::is_replayable);
     for server in fleet.servers() {
         server.record_bodies(false);
     }
@@ -132,7 +135,7 @@ async fn run() {
         figures.startup_peak_mib
     );
     let placed = count - edits.edited.len();
-    let breakdown = Breakdown::of(&startup_writes, &edits.edited);
+    let breakdown = Breakdown::of(&startup_requests, &edits.edited);
     println!(
         "writes during start-up by kind, per placement ({} edited workloads and their {} writes left out):",
         edits.edited.len(),
@@ -141,7 +144,7 @@ async fn run() {
     breakdown.print(placed);
     figures.writes_per_placement = breakdown.per(placed);
     figures.exit_warnings_per_placement = breakdown.exit_warnings as f64 / placed.max(1) as f64;
-    figures.retries = Breakdown::of(&startup_writes, &Default::default()).retries;
+    figures.retries = Breakdown::of(&startup_requests, &Default::default()).retries;
 
     phases::readiness(&fleet, &mut operator, &mut figures).await;
     phases::steady(&fleet, &operator, &mut figures).await;
@@ -150,7 +153,7 @@ async fn run() {
     let operator = phases::restart(&fleet, operator, dir.path(), &kubeconfig, &mut figures).await;
     operator.stop().await;
 
-    baseline(&fleet, &startup_writes, &mut figures).await;
+    baseline(&fleet, &startup_requests, &mut figures).await;
     figures.print();
 }
 
@@ -165,29 +168,39 @@ async fn until_ready(http: std::net::SocketAddr, started: Instant) -> Option<Dur
     None
 }
 
-/// Replays start-up's writes (the operator stopped) onto copies of the workloads as they were
-/// created, in the replay's namespace.
-async fn baseline(fleet: &Fleet<'_>, writes: &[access_log::Served], figures: &mut Figures) {
+/// Replays start-up's requests (the operator stopped) onto copies of the workloads as they
+/// were created, in the replay's namespace; then its writes alone, in another, for comparison
+/// with the figures of a replay of writes only.
+async fn baseline(fleet: &Fleet<'_>, requests: &[access_log::Served], figures: &mut Figures) {
     for i in 0..fleet.count {
-        fleet
-            .hub
-            .put(topology::workload(i, REPLAY_NAMESPACE))
-            .unwrap();
+        for namespace in [REPLAY_NAMESPACE, WRITES_REPLAY_NAMESPACE] {
+            fleet.hub.put(topology::workload(i, namespace)).unwrap();
+        }
     }
     let clients: Vec<kube::Client> = fleet
         .servers()
         .into_iter()
         .map(TestApiServer::client)
         .collect();
-    let replayed = replay::replay(&clients, writes, CONCURRENCY).await;
+    let all: Vec<&access_log::Served> = requests.iter().collect();
+    let writes: Vec<&access_log::Served> = requests
+        .iter()
+        .filter(|s| access_log::is_write(&s.record))
+        .collect();
+    let replayed = replay::replay(&clients, &all, REPLAY_NAMESPACE, CONCURRENCY).await;
+    let of_writes = replay::replay(&clients, &writes, WRITES_REPLAY_NAMESPACE, CONCURRENCY).await;
     figures.replay = replayed.elapsed;
     figures.replay_requests = replayed.requests;
-    println!(
-        "raw replay: {} writes in {:.2} s ({:.0}/s) at concurrency {CONCURRENCY}; sovra / replay {:.2}x; answered with an error: {}",
-        replayed.requests,
-        replayed.elapsed.as_secs_f64(),
-        replayed.requests as f64 / replayed.elapsed.as_secs_f64(),
-        figures.startup.as_secs_f64() / replayed.elapsed.as_secs_f64(),
-        access_log::describe_codes(&replayed.failed)
-    );
+    figures.replay_writes = of_writes.elapsed;
+    figures.replay_writes_requests = of_writes.requests;
+    for (what, replayed) in [("requests", &replayed), ("writes", &of_writes)] {
+        println!(
+            "raw replay: {} {what} in {:.2} s ({:.0}/s) at concurrency {CONCURRENCY}; sovra / replay {:.2}x; answered with an error where Sovra was not: {}",
+            replayed.requests,
+            replayed.elapsed.as_secs_f64(),
+            replayed.requests as f64 / replayed.elapsed.as_secs_f64(),
+            figures.startup.as_secs_f64() / replayed.elapsed.as_secs_f64(),
+            access_log::describe_codes(&replayed.failed)
+        );
+    }
 }
