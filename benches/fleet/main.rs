@@ -8,8 +8,7 @@
 //! - writes per readiness change; RSS and writes when idle; RSS peak during a relist of every
 //!   watch; a restart with everything placed;
 //! - an honest baseline: the same requests (writes and single-object reads) replayed against
-//!   the same servers at the same concurrency, and Sovra's time over the replay's (and over a
-//!   replay of the writes alone).
+//!   the same servers at the same concurrency, and Sovra's time over the replay's.
 //!
 //! Run with `make bench` or `SOVRA_BENCH_WORKLOADS=1000 cargo bench --bench fleet`.
 #![allow(
@@ -37,7 +36,7 @@ use phases::Fleet;
 use std::time::{Duration, Instant};
 use summary::Figures;
 use test_apiserver::TestApiServer;
-use topology::{MEMBERS, NAMESPACE, REPLAY_NAMESPACE, WRITES_REPLAY_NAMESPACE};
+use topology::{MEMBERS, NAMESPACE, REPLAY_NAMESPACE};
 
 fn workload_count() -> usize {
     std::env::var("SOVRA_BENCH_WORKLOADS")
@@ -169,38 +168,30 @@ async fn until_ready(http: std::net::SocketAddr, started: Instant) -> Option<Dur
 }
 
 /// Replays start-up's requests (the operator stopped) onto copies of the workloads as they
-/// were created, in the replay's namespace; then its writes alone, in another, for comparison
-/// with the figures of a replay of writes only.
+/// were created, in the replay's namespace.
 async fn baseline(fleet: &Fleet<'_>, requests: &[access_log::Served], figures: &mut Figures) {
     for i in 0..fleet.count {
-        for namespace in [REPLAY_NAMESPACE, WRITES_REPLAY_NAMESPACE] {
-            fleet.hub.put(topology::workload(i, namespace)).unwrap();
-        }
+        fleet
+            .hub
+            .put(topology::workload(i, REPLAY_NAMESPACE))
+            .unwrap();
     }
     let clients: Vec<kube::Client> = fleet
         .servers()
         .into_iter()
         .map(TestApiServer::client)
         .collect();
-    let all: Vec<&access_log::Served> = requests.iter().collect();
-    let writes: Vec<&access_log::Served> = requests
-        .iter()
-        .filter(|s| access_log::is_write(&s.record))
-        .collect();
-    let replayed = replay::replay(&clients, &all, REPLAY_NAMESPACE, CONCURRENCY).await;
-    let of_writes = replay::replay(&clients, &writes, WRITES_REPLAY_NAMESPACE, CONCURRENCY).await;
+    let replayed = replay::replay(&clients, requests, REPLAY_NAMESPACE, CONCURRENCY).await;
     figures.replay = replayed.elapsed;
     figures.replay_requests = replayed.requests;
-    figures.replay_writes = of_writes.elapsed;
-    figures.replay_writes_requests = of_writes.requests;
-    for (what, replayed) in [("requests", &replayed), ("writes", &of_writes)] {
-        println!(
-            "raw replay: {} {what} in {:.2} s ({:.0}/s) at concurrency {CONCURRENCY}; sovra / replay {:.2}x; answered with an error where Sovra was not: {}",
-            replayed.requests,
-            replayed.elapsed.as_secs_f64(),
-            replayed.requests as f64 / replayed.elapsed.as_secs_f64(),
-            figures.startup.as_secs_f64() / replayed.elapsed.as_secs_f64(),
-            access_log::describe_codes(&replayed.failed)
-        );
-    }
+    figures.replay_writes = replayed.writes;
+    println!(
+        "raw replay: {} requests ({} writes) in {:.2} s ({:.0}/s) at concurrency {CONCURRENCY}; sovra / replay {:.2}x; answered with an error where Sovra was not: {}",
+        replayed.requests,
+        replayed.writes,
+        replayed.elapsed.as_secs_f64(),
+        replayed.requests as f64 / replayed.elapsed.as_secs_f64(),
+        figures.startup.as_secs_f64() / replayed.elapsed.as_secs_f64(),
+        access_log::describe_codes(&replayed.failed)
+    );
 }

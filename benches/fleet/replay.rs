@@ -5,7 +5,7 @@
 //! about one workload keep their order (as its reconcile makes them in turn); namespaces go
 //! first, as the objects in them need them.
 
-use super::access_log::{Served, object_name, workload_of};
+use super::access_log::{Served, is_write, object_name, workload_of};
 use super::topology::NAMESPACE;
 use futures::StreamExt;
 use http_body_util::BodyExt;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub struct Replayed {
     pub requests: usize,
+    /// How many of them were writes.
+    pub writes: usize,
     pub elapsed: Duration,
     /// Status codes of the answers that were not a success where Sovra's was.
     pub failed: BTreeMap<u16, usize>,
@@ -126,7 +128,7 @@ fn sequence(served: &Served) -> String {
 /// with namespace `bench` replaced by `to`.
 pub async fn replay(
     clients: &[kube::Client],
-    requests: &[&Served],
+    requests: &[Served],
     to: &str,
     concurrency: usize,
 ) -> Replayed {
@@ -155,6 +157,7 @@ pub async fn replay(
     }
     Replayed {
         requests: requests.len(),
+        writes: requests.iter().filter(|s| is_write(&s.record)).count(),
         elapsed,
         failed,
     }

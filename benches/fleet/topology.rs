@@ -13,8 +13,6 @@ pub const COUNTRIES: [&str; MEMBERS] = ["DE", "FR", "BE", "AT", "NL", "SE", "FI"
 /// length, so that retargeted bodies keep their size.
 pub const NAMESPACE: &str = "bench";
 pub const REPLAY_NAMESPACE: &str = "rerun";
-/// Where the replay of the writes alone goes (same length again).
-pub const WRITES_REPLAY_NAMESPACE: &str = "again";
 pub const OPERATOR_NAMESPACE: &str = "sovra-system";
 /// The last pool of every member is dedicated (tainted) to `confidential`.
 const CONFIDENTIAL_POOL: usize = POOLS_PER_MEMBER - 1;
@@ -45,12 +43,7 @@ pub async fn hub() -> TestApiServer {
     for class in support::yaml_objects("deploy/sensitivityclasses.yaml") {
         hub.put(class).unwrap();
     }
-    for ns in [
-        NAMESPACE,
-        REPLAY_NAMESPACE,
-        WRITES_REPLAY_NAMESPACE,
-        OPERATOR_NAMESPACE,
-    ] {
+    for ns in [NAMESPACE, REPLAY_NAMESPACE, OPERATOR_NAMESPACE] {
         hub.put(namespace(ns)).unwrap();
     }
     hub
