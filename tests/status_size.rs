@@ -75,7 +75,8 @@ fn workload(required_countries: &[&str]) -> SovereignWorkload {
                     }],
                     ..PodSpec::default()
                 }),
-            },
+            }
+            .into(),
             placement: Default::default(),
         },
     );

@@ -8,7 +8,8 @@ use crate::crd::SovereignWorkload;
 use crate::policy::{DEDICATED_TAINT_KEY, SOVEREIGN_NODE_LABEL, Target};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Toleration,
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    PodTemplateSpec, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
@@ -70,7 +71,22 @@ pub fn foreign_owner(found: &Deployment) -> String {
 /// Rejects pod templates that could escape placement. `spec.nodeName` bypasses the scheduler
 /// and so the node affinity: a template that sets it could run anywhere.
 pub fn check_template(workload: &SovereignWorkload) -> Result<(), Error> {
-    let spec = workload.spec.template.spec.as_ref();
+    check_pod_template(workload, &template_of(workload)?)
+}
+
+/// The workload's pod template, read from the compact form the cache keeps.
+fn template_of(workload: &SovereignWorkload) -> Result<PodTemplateSpec, Error> {
+    workload.spec.template.spec().map_err(|e| Error::Serialize {
+        what: "spec.template",
+        message: e.to_string(),
+    })
+}
+
+fn check_pod_template(
+    workload: &SovereignWorkload,
+    template: &PodTemplateSpec,
+) -> Result<(), Error> {
+    let spec = template.spec.as_ref();
     let invalid = |message: &str| Error::InvalidSpec {
         kind: "SovereignWorkload",
         name: workload.name_any(),
@@ -99,7 +115,8 @@ pub fn desired_deployment(
     pool_label: &str,
     owner: bool,
 ) -> Result<Deployment, Error> {
-    check_template(workload)?;
+    let mut template = template_of(workload)?;
+    check_pod_template(workload, &template)?;
     let name = workload.name_any();
     let class = workload.spec.sensitivity.clone();
     let selector = BTreeMap::from([(WORKLOAD_LABEL.to_owned(), name.clone())]);
@@ -108,7 +125,6 @@ pub fn desired_deployment(
     labels.insert(SENSITIVITY_LABEL.to_owned(), class.clone());
     labels.insert(CLUSTER_LABEL.to_owned(), target.cluster.clone());
 
-    let mut template = workload.spec.template.clone();
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     let pod_labels = meta.labels.get_or_insert_with(BTreeMap::new);
     pod_labels.insert(WORKLOAD_LABEL.to_owned(), name.clone());
@@ -211,7 +227,7 @@ mod tests {
             .unwrap_or_default()
     }
     use crate::crd::SovereignWorkloadSpec;
-    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
 
     fn workload(spec: PodSpec) -> SovereignWorkload {
         let mut w = SovereignWorkload::new(
@@ -222,7 +238,8 @@ mod tests {
                 template: PodTemplateSpec {
                     metadata: None,
                     spec: Some(spec),
-                },
+                }
+                .into(),
                 placement: Default::default(),
             },
         );

@@ -7,6 +7,7 @@ pub mod bounds;
 mod class;
 mod cluster;
 pub mod openapi;
+mod pod_template;
 mod schema;
 mod vocabulary;
 mod workload;
@@ -19,6 +20,7 @@ pub use cluster::{
     ClusterConnection, NodePoolStatus, Provider, ProviderParent, SecretKeyRef, SovereignCluster,
     SovereignClusterSpec, SovereignClusterStatus,
 };
+pub use pod_template::PodTemplate;
 pub use vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};
 pub use workload::{
     CandidateCounts, CandidateVerdict, ExitAlternative, ExitStatus, Placement, PlacementDecision,

@@ -1,9 +1,9 @@
 //! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
 
 use super::bounds;
+use super::pod_template::PodTemplate;
 use super::schema;
 use super::vocabulary::Enforcement;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -49,8 +49,9 @@ pub struct SovereignWorkloadSpec {
     #[serde(default = "one")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
+    // Kept compact (see PodTemplate); a doc comment here would become the schema description.
     #[schemars(schema_with = "schema::pod_template")]
-    pub template: PodTemplateSpec,
+    pub template: PodTemplate,
     #[serde(default)]
     pub placement: PlacementPreferences,
 }
