@@ -1,8 +1,8 @@
 //! Watch-fed caches shared by the hub and every member: a cluster's Nodes, stripped to what
-//! placement reads (labels, taints), and the Deployments Sovra manages there, stripped to
-//! labels, generation, replicas and status.
+//! placement reads (labels, taints), and the Deployments Sovra manages there, read as
+//! [`ChildView`]s (labels, the applied digest, generation, replicas and status).
 
-use super::applied_digest::DIGEST_ANNOTATION;
+use super::child_view::ChildView;
 use super::deployment::{WORKLOAD_LABEL, managed_selector};
 use super::lanes::{Lanes, live_change};
 use crate::crd::{SovereignCluster, SovereignWorkload};
@@ -119,7 +119,7 @@ pub fn watch_children(
         Arc<AtomicBool>,
     )>,
 ) -> (
-    Store<Deployment>,
+    Store<ChildView>,
     Arc<AtomicBool>,
     impl Future<Output = ()> + Send + 'static,
 ) {
@@ -129,14 +129,13 @@ pub fn watch_children(
     let reader = store.clone();
     let flag = synced.clone();
     let task = watcher(
-        Api::<Deployment>::all(client.clone()),
+        Api::<ChildView>::all(client.clone()),
         watcher::Config::default().labels(&managed_selector()),
     )
     .default_backoff()
-    .modify(strip_deployment)
     .reflect(writer)
     .for_each(move |event| {
-        let wake = |child: &Deployment| {
+        let wake = |child: &ChildView| {
             if let (Some(workload), Some(namespace)) =
                 (child.labels().get(WORKLOAD_LABEL), child.namespace())
             {
@@ -216,26 +215,11 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 
 /// The child of workload `namespace/name` in a cache of children. Children are named after
 /// their workload; the label check keeps a same-named Deployment of someone else out.
-pub fn child(
-    store: &Store<Deployment>,
-    namespace: &str,
-    workload: &str,
-) -> Option<Arc<Deployment>> {
+pub fn child(store: &Store<ChildView>, namespace: &str, workload: &str) -> Option<Arc<Deployment>> {
     store
         .get(&ObjectRef::new(workload).within(namespace))
         .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
-}
-
-/// Keeps of a child only what Sovra reads: labels, the digest of what Sovra applied,
-/// generation, replicas and status.
-fn strip_deployment(deployment: &mut Deployment) {
-    deployment.metadata.managed_fields = None;
-    if let Some(annotations) = deployment.metadata.annotations.as_mut() {
-        annotations.retain(|key, _| key == DIGEST_ANNOTATION);
-    }
-    if let Some(spec) = deployment.spec.as_mut() {
-        spec.template = Default::default();
-    }
+        .map(|d| Arc::new(d.deployment()))
 }
 
 /// The node pools of a cluster from its cache of (stripped) Nodes.

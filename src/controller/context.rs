@@ -10,7 +10,6 @@ use super::metrics::Metrics;
 use super::policy_reports::PolicyReports;
 use super::world::{Snapshot, World};
 use crate::audit::AuditTrail;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::runtime::reflector::Store;
 use std::sync::Arc;
@@ -37,7 +36,7 @@ pub struct Context {
     /// Kubernetes version of the hub, reported in the hub's SovereignCluster status.
     pub hub_version: Option<String>,
     /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
-    pub hub_children: Store<Deployment>,
+    pub hub_children: Store<super::child_view::ChildView>,
     pub applied: Applied,
     /// Every SovereignWorkload, as the workload controller sees them.
     pub workloads: Store<kube::core::DeserializeGuard<crate::crd::SovereignWorkload>>,

@@ -10,6 +10,7 @@
 mod probe;
 
 use super::caches::{AbortOnDrop, Signals, child, pools_of, watch_children, watch_nodes};
+use super::child_view::ChildView;
 use super::deployment::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use super::member_health::Health;
 use crate::policy::NodePool;
@@ -84,7 +85,7 @@ struct MemberCaches {
     probe_wanted: Arc<AtomicBool>,
     nodes: Store<Node>,
     nodes_synced: Arc<AtomicBool>,
-    deployments: Store<Deployment>,
+    deployments: Store<ChildView>,
     deployments_synced: Arc<AtomicBool>,
     /// The watch tasks; aborted when the member is dropped (deleted or rebuilt).
     _tasks: AbortOnDrop,
@@ -208,10 +209,10 @@ impl Fleet {
     pub fn children_on(&self, cluster: &str) -> Option<Vec<Arc<Deployment>>> {
         let members = self.lock();
         let caches = members.get(cluster)?.caches.as_ref()?;
-        caches
-            .deployments_synced
-            .load(Ordering::SeqCst)
-            .then(|| caches.deployments.state())
+        caches.deployments_synced.load(Ordering::SeqCst).then(|| {
+            let children = caches.deployments.state().into_iter();
+            children.map(|c| Arc::new(c.deployment())).collect()
+        })
     }
 
     /// Creates `namespace` on the member when it is missing, labelled as Sovra-managed.

@@ -13,6 +13,7 @@ mod backoff;
 mod caches;
 mod checkpoint_policy;
 mod checkpoints;
+mod child_view;
 mod children;
 mod cluster;
 mod cluster_status;

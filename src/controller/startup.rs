@@ -4,13 +4,13 @@
 //! stops every watch it started.
 
 use super::caches::{AbortOnDrop, Signals, watch_children, watch_nodes};
+use super::child_view::ChildView;
 use super::fleet::Fleet;
 use super::settings::Settings;
 use super::world::World;
 use crate::Error;
 use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -60,7 +60,7 @@ pub(super) struct Caches {
     pub world: World,
     pub fleet: Fleet,
     /// The Deployments Sovra manages on the hub (members have theirs in the fleet).
-    pub hub_children: Store<Deployment>,
+    pub hub_children: Store<ChildView>,
     /// A placement-relevant change of the world: wakes every workload and cluster.
     pub world_changes: broadcast::Receiver<()>,
     /// One workload to wake (its child changed on a member or the hub).

@@ -6,6 +6,7 @@
 
 use super::super::backoff::Backoff;
 use super::super::caches::Signals;
+use super::super::child_view::ChildView;
 use super::super::context::Context;
 use super::super::error_reports::ErrorReports;
 use super::super::event_recorder::EventRecorder;
@@ -197,7 +198,7 @@ fn guarded<K>(objects: Vec<K>) -> Vec<DeserializeGuard<K>> {
 /// The watch-fed caches a test context reads, with the writers that feed them.
 pub struct Feeds {
     pub nodes: Writer<Node>,
-    pub hub_children: Writer<Deployment>,
+    pub hub_children: Writer<ChildView>,
 }
 
 /// What a test starts from: the classes, clusters and hub Nodes that exist, and the children
@@ -226,7 +227,8 @@ impl Harness {
         let (classes, _) = synced(guarded(world.classes));
         let (clusters, _) = synced(guarded(world.clusters));
         let (nodes, nodes_writer) = synced(world.nodes);
-        let (hub_children, children_writer) = synced(world.hub_children);
+        let (hub_children, children_writer) =
+            synced(world.hub_children.iter().map(ChildView::from).collect());
         let (workloads, _) = synced::<DeserializeGuard<SovereignWorkload>>(Vec::new());
         let audit_dir = tempfile::tempdir().expect("temporary directory");
         let audit_path = audit_dir.path().join("audit.jsonl");

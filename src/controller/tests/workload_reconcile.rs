@@ -82,10 +82,9 @@ async fn a_workload_whose_class_is_satisfied_is_placed_recorded_once_and_announc
     // applied and wrote is remembered: nothing is sent, recorded or announced again.
     h.feeds
         .hub_children
-        .apply_watcher_event(&kube::runtime::watcher::Event::Apply(sovra_child(
-            &seen,
-            &["gov-confidential"],
-        )));
+        .apply_watcher_event(&kube::runtime::watcher::Event::Apply(
+            (&sovra_child(&seen, &["gov-confidential"])).into(),
+        ));
     let resync = within("a resync", reconcile(guard(seen), h.ctx())).await;
     let served = h.finish(verifier).await;
 
