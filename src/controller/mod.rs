@@ -213,7 +213,7 @@ impl Operator {
             () = self.shutdown.clone() => return Ok(()),
         }
         // Built before the context, which needs its cache of workloads.
-        let lanes = lanes::Lanes::new(self.settings.concurrency);
+        let (lanes, tickets) = lanes::Lanes::new(self.settings.concurrency);
         let (store, events) = caches::watch_workloads(&self.client, lanes.clone());
         let workloads = Controller::for_stream(events, store);
         let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
@@ -221,7 +221,7 @@ impl Operator {
         // Before the hub's first status, which says whether reports can be written.
         ctx.reports.detect(&self.client).await;
         self.health.set(Phase::Reconciling);
-        let controllers = self.run_controllers(ctx, caches, workloads, lanes);
+        let controllers = self.run_controllers(ctx, caches, workloads, (lanes, tickets));
         match &publisher {
             Some(publisher) => {
                 let interval = self.settings.checkpoint_interval;
@@ -310,7 +310,7 @@ impl Operator {
         ctx: Arc<Context>,
         caches: Caches,
         workloads: Controller<DeserializeGuard<SovereignWorkload>>,
-        lanes: lanes::Lanes,
+        (lanes, tickets): (lanes::Lanes, lanes::Tickets),
     ) {
         let Caches {
             world_changes,
@@ -332,17 +332,19 @@ impl Operator {
         let config = controller::Config::default()
             .concurrency(self.settings.concurrency)
             .debounce(Duration::from_millis(200));
-        // Unbounded here: the workload controller's limit is kept by its lanes, which run
-        // live changes before the backlog (kube-runtime would serve its backlog in hash order).
-        // A world change wakes the workloads not waiting in a lane already.
+        // Unbounded and without debounce here: the workload controller's limit is kept by its
+        // lanes, which run live changes before the backlog (kube-runtime would serve its backlog
+        // in hash order) and trigger a queued workload again when a permit is kept for it (a
+        // debounce would leave that permit idle). A world change wakes the workloads not queued.
         let not_queued = {
             let (lanes, cache) = (lanes.clone(), ctx.workloads.clone());
             changes(world_changes.resubscribe())
                 .flat_map(move |()| futures::stream::iter(lanes.not_queued(&cache)))
         };
         let workloads = workloads
-            .with_config(config.clone().concurrency(0))
+            .with_config(config.clone().concurrency(0).debounce(Duration::ZERO))
             .reconcile_on(not_queued)
+            .reconcile_on(receiver_stream(tickets))
             .reconcile_on(receiver_stream(workload_wakes))
             .graceful_shutdown_on(self.shutdown.clone())
             .run(
