@@ -43,8 +43,10 @@ async fn metrics_count_placements_and_refusals_by_class_and_reason() {
 
     let metrics = eventually("metrics reflect the scenario", WAIT, || async {
         http_get(addr, "/metrics").await.map(|(_, body)| body).filter(|body| {
+            // The cluster controller runs beside the workload controller, not before it.
             body.contains(r#"sovra_placements_total{class="confidential"} 1"#)
                 && body.contains(r#"sovra_refusals_total{class="confidential",reason="CountryNotRequested"} 1"#)
+                && body.contains(r#"sovra_cluster_reachable{cluster="rijkscloud-nl"} 1"#)
         })
     })
     .await;

@@ -1144,10 +1144,18 @@ async fn two_clusters_on_one_api_server_leave_each_other_s_children_alone() {
 #[tokio::test]
 async fn deleting_the_only_member_refuses_its_workload_and_removes_the_scaled_down_child() {
     let (hub, member, _operator, _dir) = tax_on_only_member(2, json!({})).await;
+    // The cluster controller runs beside the workload controller: once its drain finalizer is
+    // on the member, a delete drains it.
+    eventually("the member carries the drain finalizer", WAIT, || async {
+        hub.get(&clusters(), None, "bund-de-1")
+            .filter(|c| c["metadata"]["finalizers"] == json!(["sovra.dev/drain"]))
+    })
+    .await;
     hub.delete(&clusters(), None, "bund-de-1").unwrap();
     wait_for_phase(&hub, "tax", "Refused").await;
     wait_gone(&hub, &clusters(), None, "bund-de-1").await;
-    assert!(member.get(&deployments(), Some(NAMESPACE), "tax").is_none());
+    let left = member.get(&deployments(), Some(NAMESPACE), "tax");
+    assert!(left.is_none(), "{left:#?}");
     wait_for_event(&hub, "default", "bund-de-1", "Drained").await;
 }
 

@@ -205,14 +205,17 @@ async fn a_pool_losing_its_sovereign_label_moves_the_workload_off_it() {
     wait_for_event(&server, NAMESPACE, "portal", "Moved").await;
     let lost = wait_for_event(&server, "default", HUB, "SovereigntyLost").await;
     assert!(lost["note"].as_str().unwrap().contains("gov-spare"));
-    let cluster = server.get(&clusters(), None, HUB).unwrap();
-    let spare = cluster["status"]["nodePools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "gov-spare")
-        .unwrap();
-    assert_eq!(spare["sovereign"], false);
+    // The loss is recorded and announced first, then the status says so.
+    eventually("the hub reports gov-spare not sovereign", WAIT, || async {
+        server.get(&clusters(), None, HUB).filter(|c| {
+            c["status"]["nodePools"].as_array().is_some_and(|pools| {
+                pools
+                    .iter()
+                    .any(|p| p["name"] == "gov-spare" && p["sovereign"] == false)
+            })
+        })
+    })
+    .await;
 }
 
 #[tokio::test]
