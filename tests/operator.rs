@@ -12,7 +12,7 @@ mod support;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
-use test_apiserver::RequestMatcher;
+use test_apiserver::{RequestMatcher, TestApiServer};
 
 fn condition<'a>(workload: &'a Value, type_: &str) -> &'a Value {
     workload
@@ -180,16 +180,7 @@ async fn a_pool_losing_its_sovereign_label_moves_the_workload_off_it() {
     );
     // What is lost must have been recorded first: the hub's status reports gov-spare sovereign
     // (portal may be placed from the Node cache before that status is written).
-    eventually("the hub reports gov-spare sovereign", WAIT, || async {
-        server.get(&clusters(), None, HUB).filter(|c| {
-            c["status"]["nodePools"].as_array().is_some_and(|pools| {
-                pools
-                    .iter()
-                    .any(|p| p["name"] == "gov-spare" && p["sovereign"] == true)
-            })
-        })
-    })
-    .await;
+    hub_reports_spare(&server, true).await;
 
     server
         .put(node("gov-spare-0", "gov-spare", false, None))
@@ -206,12 +197,17 @@ async fn a_pool_losing_its_sovereign_label_moves_the_workload_off_it() {
     let lost = wait_for_event(&server, "default", HUB, "SovereigntyLost").await;
     assert!(lost["note"].as_str().unwrap().contains("gov-spare"));
     // The loss is recorded and announced first, then the status says so.
-    eventually("the hub reports gov-spare not sovereign", WAIT, || async {
+    hub_reports_spare(&server, false).await;
+}
+
+/// Waits until the hub's SovereignCluster status reports pool gov-spare (not) sovereign.
+async fn hub_reports_spare(server: &TestApiServer, sovereign: bool) {
+    eventually("the hub's status reports gov-spare", WAIT, || async {
         server.get(&clusters(), None, HUB).filter(|c| {
             c["status"]["nodePools"].as_array().is_some_and(|pools| {
                 pools
                     .iter()
-                    .any(|p| p["name"] == "gov-spare" && p["sovereign"] == false)
+                    .any(|p| p["name"] == "gov-spare" && p["sovereign"] == sovereign)
             })
         })
     })
