@@ -18,7 +18,6 @@
 //! on the workload as the cache has it then. A workload queued in the backlog when its live
 //! change arrives moves to the live queue. Waiting costs a queue entry, not a running future.
 
-use super::context::Context;
 use crate::Error;
 use crate::crd::SovereignWorkload;
 use crate::sync::lock;
@@ -235,27 +234,29 @@ pub fn live_change(event: &watcher::Event<Workload>, cached: &Store<Workload>) -
 }
 
 /// Wraps the workload reconciler: it runs when [`Lanes::admit`] gives it a permit, on the
-/// workload as cached then (gone from the cache: nothing to do, its delete event came after
-/// its last change); otherwise it returns at once and runs again on its ticket.
-pub fn gated<F>(
+/// workload as `cache` holds it then (gone from the cache: nothing to do, its delete event came
+/// after its last change); otherwise it returns at once and runs again on its ticket.
+pub fn gated<C, F>(
     lanes: Lanes,
+    cache: Store<Workload>,
     reconcile: F,
-) -> impl Fn(Arc<Workload>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+) -> impl Fn(Arc<Workload>, Arc<C>) -> BoxFuture<'static, Result<Action, Error>>
 where
-    F: Fn(Arc<Workload>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+    C: Send + Sync + 'static,
+    F: Fn(Arc<Workload>, Arc<C>) -> BoxFuture<'static, Result<Action, Error>>
         + Send
         + Sync
         + 'static,
 {
     let reconcile = Arc::new(reconcile);
     move |workload, ctx| {
-        let (lanes, reconcile) = (lanes.clone(), reconcile.clone());
+        let (lanes, cache, reconcile) = (lanes.clone(), cache.clone(), reconcile.clone());
         async move {
             let key = ObjectRef::from_obj(workload.as_ref());
             let Admission::Run(_permit) = lanes.admit(&key) else {
                 return Ok(Action::await_change());
             };
-            let Some(latest) = ctx.workloads.get(&key) else {
+            let Some(latest) = cache.get(&key) else {
                 return Ok(Action::await_change());
             };
             reconcile(latest, ctx).await

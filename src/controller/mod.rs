@@ -350,6 +350,7 @@ impl Operator {
             .run(
                 lanes::gated(
                     lanes,
+                    ctx.workloads.clone(),
                     reconciler::instrumented(workload::reconcile, "workload"),
                 ),
                 reconciler::error_policy,
