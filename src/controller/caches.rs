@@ -167,8 +167,9 @@ pub fn watch_children(
 }
 
 /// The hub's SovereignWorkloads as the workload controller caches them, and the watch that
-/// feeds the cache (the controller drives it) and tells `lanes` of live changes. Each is stripped of what no reconcile reads
-/// ([`strip_workload`]): at 10,000 workloads the managed fields alone would be most of it.
+/// feeds the cache (the controller drives it) and tells `lanes` of live changes. Each is
+/// stripped of what no reconcile reads ([`strip_workload`]): at 10,000 workloads the managed
+/// fields alone would be most of it.
 pub fn watch_workloads(
     client: &Client,
     lanes: Lanes,

@@ -424,11 +424,6 @@ async fn write_status(
             &Patch::Apply(&body),
         )
         .await?;
-    tracing::debug!(
-        workload = %workload.name_any(),
-        observed = ?written.status.as_ref().and_then(|s| s.observed_generation),
-        "status written"
-    );
     // Remembered as the server stored it (times to the second), which is what the cache will
     // show: what was sent would never equal it, and would be kept until the workload goes.
     ctx.memory.workload_statuses.remember(
