@@ -5,7 +5,7 @@
 use super::child_view::ChildView;
 use super::deployment::{WORKLOAD_LABEL, managed_selector};
 use super::lanes::{Lanes, live_change};
-use crate::crd::{SovereignCluster, SovereignWorkload};
+use crate::crd::{SovereignCluster, SovereignWorkload, SovereignWorkloadStatus};
 use crate::policy::{NodeFacts, NodePool, node_pools};
 use crate::sync::lock;
 use futures::{StreamExt, TryStreamExt};
@@ -199,10 +199,17 @@ pub fn watch_workloads(
 }
 
 /// Drops the managed fields and the last-applied annotation (kubectl's copy of the whole
-/// spec) of a cached workload, valid or not; Sovra reads neither.
+/// spec) of a cached workload, valid or not, which Sovra reads neither, and compacts a valid
+/// one's status (`SovereignWorkloadStatus::compacted`).
 fn strip_workload(guard: &mut DeserializeGuard<SovereignWorkload>) {
     let metadata = match &mut guard.0 {
-        Ok(workload) => &mut workload.metadata,
+        Ok(workload) => {
+            workload.status = workload
+                .status
+                .take()
+                .map(SovereignWorkloadStatus::compacted);
+            &mut workload.metadata
+        }
         Err(invalid) => &mut invalid.metadata,
     };
     metadata.managed_fields = None;

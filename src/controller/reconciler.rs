@@ -146,7 +146,7 @@ async fn publish<C: AsRef<Context>>(
             if let Some(state) = state.upgrade() {
                 let statuses = &state.as_ref().as_ref().memory.workload_statuses;
                 match serde_json::from_value::<SovereignWorkloadStatus>(written) {
-                    Ok(status) => statuses.remember(&uid, status),
+                    Ok(status) => statuses.remember(&uid, status.compacted()),
                     Err(_) => statuses.forget(&uid),
                 }
             }

@@ -50,6 +50,7 @@ pub fn invalid_spec_status(
         decision: None,
         exit: None,
         conditions,
+        compacted_from: None,
     }
 }
 
@@ -260,6 +261,7 @@ pub fn workload_status(
         // Set by `exit_status::with_exit`, from the world the decision was made in.
         exit: None,
         conditions,
+        compacted_from: None,
     }
 }
 

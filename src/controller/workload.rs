@@ -61,12 +61,14 @@ pub async fn reconcile(
         Err(error) => return Err(Error::Finalizer(Box::new(error))),
     };
     // Decide from the status Sovra last wrote: the cache may not show that write yet.
+    // Both compacted (the cache's are; a patched workload's is whole).
     let uid = workload.uid().unwrap_or_default();
+    let cached = workload
+        .status
+        .clone()
+        .map(SovereignWorkloadStatus::compacted);
     let workload = SovereignWorkload {
-        status: ctx
-            .memory
-            .workload_statuses
-            .newest(&uid, workload.status.as_ref()),
+        status: ctx.memory.workload_statuses.newest(&uid, cached.as_ref()),
         ..workload
     };
     let done = finalizer(&api, FINALIZER, Arc::new(workload), |event| async move {
@@ -296,6 +298,23 @@ async fn child_conflict(
                 && c.message == truncate(message, 1024)
         })
     });
+    // What was placed before stays as recorded: a status built from a compacted one would
+    // erase its decision's candidates, so the whole one is read.
+    let whole;
+    let workload = match &workload.status {
+        Some(cached) if cached.is_compacted() => {
+            let api: Api<SovereignWorkload> = Api::namespaced(
+                ctx.client.clone(),
+                &workload.namespace().unwrap_or_default(),
+            );
+            whole = SovereignWorkload {
+                status: api.get_status(&workload.name_any()).await?.status,
+                ..workload.clone()
+            };
+            &whole
+        }
+        _ => workload,
+    };
     write_status(workload, ctx, child_conflict_status(workload, message, now)).await?;
     if !already {
         publish(
@@ -405,7 +424,14 @@ async fn write_status(
     ctx: &Context,
     status: SovereignWorkloadStatus,
 ) -> Result<(), Error> {
-    if workload.status.as_ref() == Some(&status) {
+    // Compared compacted: equal exactly when the whole statuses are.
+    let wanted = status.clone().compacted();
+    if workload
+        .status
+        .clone()
+        .map(SovereignWorkloadStatus::compacted)
+        == Some(wanted.clone())
+    {
         return Ok(());
     }
     let api: Api<SovereignWorkload> = Api::namespaced(
@@ -426,9 +452,13 @@ async fn write_status(
         .await?;
     // Remembered as the server stored it (times to the second), which is what the cache will
     // show: what was sent would never equal it, and would be kept until the workload goes.
+    // Compacted, as the cache keeps it.
     ctx.memory.workload_statuses.remember(
         &workload.uid().unwrap_or_default(),
-        written.status.unwrap_or(status),
+        written
+            .status
+            .map(SovereignWorkloadStatus::compacted)
+            .unwrap_or(wanted),
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod bounds;
 mod class;
 mod cluster;
+mod compacted_status;
 pub mod openapi;
 mod pod_template;
 mod schema;

@@ -1,6 +1,7 @@
 //! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
 
 use super::bounds;
+use super::compacted_status::StatusDigest;
 use super::pod_template::PodTemplate;
 use super::schema;
 use super::vocabulary::Enforcement;
@@ -155,6 +156,11 @@ pub struct SovereignWorkloadStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::conditions")]
     pub conditions: Vec<Condition>,
+    /// Never sent nor read: set only on a status as the operator keeps it in memory, without
+    /// what no reconcile reads (`crd::compacted_status`); the digest of the whole status.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub compacted_from: Option<StatusDigest>,
 }
 
 /// Exit readiness: the compliant clusters of *other* providers (by parent) that could host

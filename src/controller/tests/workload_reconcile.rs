@@ -7,16 +7,16 @@
 //! alternative, so placing it also announces `NoExitAlternative` (once, after the status).
 
 use super::super::workload::reconcile;
-use super::fixtures::{Cluster, Harness, within};
+use super::fixtures::{Cluster, Harness, Step, ok, within};
 use super::objects::{
-    HUB, NAMESPACE, condition, deleting, finalized, foreign_deployment, hub_cluster, node,
+    HUB, NAMESPACE, condition, deleting, finalized, foreign_deployment, hub_cluster, json_of, node,
     pinned_pools, placed_on, shipped_classes, sovra_child, workload, workload_json,
 };
 use super::requests::{
     add_finalizer, apply_child, delete_child, get_child, invalid_workload_status, publish_event,
-    remove_finalizer, workload_status,
+    remove_finalizer, workload_path, workload_status,
 };
-use crate::crd::SovereignWorkload;
+use crate::crd::{SovereignWorkload, SovereignWorkloadStatus};
 use http::Method;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
@@ -253,6 +253,47 @@ async fn a_deployment_of_someone_else_under_the_childs_name_is_never_overwritten
     assert!(
         h.audit_actions().is_empty(),
         "nothing happened, nothing is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_found_from_a_compacted_cached_status_keeps_the_whole_recorded_decision() {
+    let mut placed = placed_on(finalized(workload("tax", "confidential")), &["gov-general"]);
+    let candidates = json!([{"cluster": HUB, "nodePool": "gov-general", "accepted": true}]);
+    if let Some(status) = placed.status.as_mut() {
+        let decision = json!({"enforcement": "enforce", "candidates": candidates});
+        status.decision = serde_json::from_value(decision).ok();
+    }
+    assert!(placed.status.as_ref().is_some_and(|s| s.decision.is_some()));
+    // The cache keeps the status compacted, without the listed candidates.
+    let mut cached = placed.clone();
+    cached.status = cached.status.map(SovereignWorkloadStatus::compacted);
+    let mut h = Harness::new(confidential_hub()).await;
+    let verifier = h.serve(vec![
+        get_child("tax", Some(foreign_deployment("tax"))),
+        Step::new(
+            Method::GET,
+            format!("{}/status", workload_path("tax")),
+            ok(json_of(&placed)),
+        ),
+        workload_status(&placed),
+        publish_event(NAMESPACE),
+    ]);
+    let result = within("the conflict", reconcile(guard(cached), h.ctx())).await;
+    let served = h.finish(verifier).await;
+
+    assert!(result.is_ok(), "{result:?}");
+    let [_, read, status, _] = &served[..] else {
+        panic!("the lookup, the whole status read, a status and an Event: {served:?}");
+    };
+    assert_eq!(read.method, Method::GET);
+    assert_eq!(
+        condition(&status.body["status"], "Placed")["reason"],
+        "ChildConflict"
+    );
+    assert_eq!(
+        status.body["status"]["decision"]["candidates"], candidates,
+        "the status written keeps the recorded candidates"
     );
 }
 
