@@ -13,10 +13,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, success_status};
+use crate::paging;
 use crate::patch::PatchKind;
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
-use crate::store::{DeleteOptions, Deleted, State, Target, WatchStart, WriteOptions, meta_str};
+use crate::store::{
+    DeleteOptions, Deleted, State, Target, WatchStart, WriteOptions, meta_str, present,
+};
 use crate::watch::{self, WatchFilter, WatchItem, WatchSettings};
 use crate::{RequestRecord, Shared, discovery, metadata_only};
 
@@ -211,7 +214,14 @@ fn serve(
         "get" if metadata_only => (200, metadata_only::object(&store.get(&t)?)),
         "get" => (200, store.get(&t)?),
         "list" => {
-            let list = list_object(&rt, store.list(&rt, list_ns, &selectors()?), Some(store.rv));
+            let request = paging::request(store.rv, query.get("limit"), query.get("continue"))?;
+            let selectors = selectors()?;
+            let matching = store.matching(&rt, list_ns, &selectors, request.after.as_ref());
+            let page = request.page(matching, |object| present(&rt, object.clone()));
+            let mut list = list_object(&rt, page.items, Some(page.resource_version));
+            if let (Some(token), Some(metadata)) = (page.continue_token, list.get_mut("metadata")) {
+                metadata["continue"] = json!(token);
+            }
             (
                 200,
                 if metadata_only {

@@ -38,7 +38,8 @@
 //! Events, Leases), but neither built-in defaulting nor type checks of their
 //! other fields; no admission plugins or webhooks, no `fieldValidation=Strict`,
 //! no version conversion; lists
-//! ignore `limit`/`continue` and `resourceVersion`; strategic merge patch is a
+//! page by `limit`/`continue` (later pages from the current state, not a snapshot) and ignore
+//! `resourceVersion`; strategic merge patch is a
 //! JSON merge patch; server-side apply and managedFields follow upstream's
 //! field manager (list and map types from CRD schemas, and from a table of
 //! the built-in fields Sovra uses), but the status subresource owns only
@@ -52,6 +53,7 @@ mod faults;
 mod fieldmanager;
 mod http;
 mod metadata_only;
+mod paging;
 mod patch;
 mod registry;
 mod selector;

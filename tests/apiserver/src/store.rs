@@ -173,6 +173,26 @@ impl State {
         self.current(t).map(|obj| present(t.rt, obj))
     }
 
+    /// Matching objects whose key (namespace, name) comes after `after`, in key order,
+    /// uncopied: a page of a list copies only the objects it serves.
+    pub fn matching<'a>(
+        &'a self,
+        rt: &ResourceType,
+        ns: Option<&'a str>,
+        selectors: &'a Selectors,
+        after: Option<&(String, String)>,
+    ) -> impl Iterator<Item = (&'a (String, String), &'a Value)> + 'a {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, |key| Excluded(key.clone()));
+        self.objects
+            .get(&key(rt))
+            .into_iter()
+            .flat_map(move |objects| objects.range((start.clone(), Unbounded)))
+            .filter(move |((obj_ns, _), obj)| {
+                ns.is_none_or(|ns| ns == obj_ns) && selectors.matches(obj)
+            })
+    }
+
     /// Matching objects sorted by namespace/name.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>, selectors: &Selectors) -> Vec<Value> {
         let objects = self.objects.get(&key(rt)).into_iter().flatten();
