@@ -5,11 +5,8 @@
 //! their place. Two compacted statuses are equal exactly when the whole ones are, so "is the
 //! status already what Sovra would write" is still answered from memory, with no write.
 
-use super::workload::SovereignWorkloadStatus;
+use super::workload::{SovereignWorkloadStatus, StatusDigest};
 use sha2::{Digest, Sha256};
-
-/// The first 128 bits of the SHA-256 of a whole status's JSON.
-pub type StatusDigest = [u8; 16];
 
 impl SovereignWorkloadStatus {
     /// The status without the lists no reconcile reads, and the digest of the whole one.

@@ -1,7 +1,6 @@
 //! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
 
 use super::bounds;
-use super::compacted_status::StatusDigest;
 use super::pod_template::PodTemplate;
 use super::schema;
 use super::vocabulary::Enforcement;
@@ -162,6 +161,9 @@ pub struct SovereignWorkloadStatus {
     #[schemars(skip)]
     pub compacted_from: Option<StatusDigest>,
 }
+
+/// The first 128 bits of the SHA-256 of a whole status's JSON (`crd::compacted_status`).
+pub type StatusDigest = [u8; 16];
 
 /// Exit readiness: the compliant clusters of *other* providers (by parent) that could host
 /// the workload now. None at all means it is stranded: it keeps running, as an early warning.
