@@ -426,12 +426,11 @@ async fn write_status(
 ) -> Result<(), Error> {
     // Compared compacted: equal exactly when the whole statuses are.
     let wanted = status.clone().compacted();
-    if workload
+    let current = workload
         .status
         .clone()
-        .map(SovereignWorkloadStatus::compacted)
-        == Some(wanted.clone())
-    {
+        .map(SovereignWorkloadStatus::compacted);
+    if current.as_ref() == Some(&wanted) {
         return Ok(());
     }
     let api: Api<SovereignWorkload> = Api::namespaced(

@@ -195,9 +195,7 @@ impl State {
 
     /// Matching objects sorted by namespace/name.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>, selectors: &Selectors) -> Vec<Value> {
-        let objects = self.objects.get(&key(rt)).into_iter().flatten();
-        objects
-            .filter(|((obj_ns, _), obj)| ns.is_none_or(|ns| ns == obj_ns) && selectors.matches(obj))
+        self.matching(rt, ns, selectors, None)
             .map(|(_, obj)| present(rt, obj.clone()))
             .collect()
     }
