@@ -1126,6 +1126,11 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
     assert_eq!(value("SOVRA_HTTP_ADDR"), "0.0.0.0:8080");
     assert_eq!(value("SOVRA_AUDIT_LOG"), "/var/lib/sovra/audit/audit.jsonl");
     assert_eq!(value("SOVRA_NODE_POOL_LABEL"), "sovra.dev/node-pool");
+    assert_eq!(
+        value("MIMALLOC_ALLOW_THP"),
+        "0",
+        "no transparent huge pages, which would keep the heap's sparse pages resident"
+    );
 
     let port = &container.ports.as_ref().unwrap()[0];
     assert_eq!(

@@ -140,6 +140,11 @@ spec:
           value: {{ include "sovra.leaseName" . | quote }}
         - name: SOVRA_AUDIT_LOG
           value: {{ include "sovra.auditLogFile" . | quote }}
+        # No transparent huge pages for the operator's heap, also on nodes whose THP setting is
+        # "always": a huge page is resident whole, however little of it the heap uses
+        # (docs/performance.md).
+        - name: MIMALLOC_ALLOW_THP
+          value: "0"
         {{- if $signing }}
         # Signed checkpoints of the audit trail (docs/audit.md).
         - name: SOVRA_AUDIT_SIGNING_KEY
