@@ -1,5 +1,6 @@
 //! Per-object exponential backoff, on tokio's clock so tests can advance it.
 
+use super::spare_capacity::ShedSpare;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +44,7 @@ impl Backoff {
     pub fn reset(&self, key: &str) {
         let mut failures = lock(&self.failures);
         failures.remove(key);
+        failures.shed_spare();
     }
 }
 

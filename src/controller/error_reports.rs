@@ -1,6 +1,7 @@
 //! What was published about objects that keep failing, so each distinct failure is published
 //! once, and the publishing tasks of a term, so a replica that stopped leading writes nothing.
 
+use super::spare_capacity::ShedSpare;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,7 +36,9 @@ impl ErrorReports {
 
     /// Forgets what was published about the object (on success, with its backoff).
     pub fn succeeded(&self, key: &str) {
-        lock(&self.published).remove(key);
+        let mut published = lock(&self.published);
+        published.remove(key);
+        published.shed_spare();
     }
 
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {

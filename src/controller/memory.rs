@@ -3,6 +3,7 @@
 //! invalid objects reported, and what was applied to each child.
 
 use super::exit_tally::ExitTally;
+use super::spare_capacity::ShedSpare;
 use super::violations::Violations;
 use crate::sync::lock;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -73,6 +74,7 @@ impl<S: Clone + PartialEq> LastWritten<S> {
         match written.get(uid) {
             Some(mine) if Some(mine) == cached => {
                 written.remove(uid);
+                written.shed_spare();
                 cached.cloned()
             }
             Some(mine) => Some(mine.clone()),
@@ -85,12 +87,16 @@ impl<S: Clone + PartialEq> LastWritten<S> {
     }
 
     pub fn forget(&self, uid: &str) {
-        lock(&self.written).remove(uid);
+        let mut written = lock(&self.written);
+        written.remove(uid);
+        written.shed_spare();
     }
 
     /// Drops entries of objects that are gone.
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
-        lock(&self.written).retain(|uid, _| live(uid));
+        let mut written = lock(&self.written);
+        written.retain(|uid, _| live(uid));
+        written.shed_spare();
     }
 }
 
