@@ -1,9 +1,9 @@
 //! Watch-fed caches shared by the hub and every member: a cluster's Nodes, stripped to what
 //! placement reads (labels, taints), and the Deployments Sovra manages there, read as
-//! [`ChildView`]s (labels, the applied digest, generation, replicas and status).
+//! [`ChildView`]s (the labels Sovra reads, the applied digest, generation, replicas, readiness).
 
-use super::child_view::ChildView;
-use super::deployment::{WORKLOAD_LABEL, managed_selector};
+use super::child_view::{ChildObject, ChildView, view_event};
+use super::deployment::managed_selector;
 use super::lanes::{Lanes, live_change};
 use crate::crd::{SovereignCluster, SovereignWorkload, SovereignWorkloadStatus};
 use crate::policy::{NodeFacts, NodePool, node_pools};
@@ -128,20 +128,18 @@ pub fn watch_children(
     let signals = signals.clone();
     let reader = store.clone();
     let flag = synced.clone();
-    let task = watcher(
-        Api::<ChildView>::all(client.clone()),
+    let watch = watcher(
+        Api::<ChildObject>::all(client.clone()),
         watcher::Config::default().labels(&managed_selector()),
     )
     .default_backoff()
-    .reflect(writer)
-    .for_each(move |event| {
+    .map_ok(view_event);
+    let task = reflector::reflector(writer, watch).for_each(move |event| {
         let wake = |child: &ChildView| {
-            if let (Some(workload), Some(namespace)) =
-                (child.labels().get(WORKLOAD_LABEL), child.namespace())
-            {
+            if let Some(workload) = child.workload() {
                 let _ = signals
                     .workload
-                    .send(ObjectRef::new(workload).within(&namespace));
+                    .send(ObjectRef::new(workload).within(child.namespace()));
             }
         };
         match &event {
@@ -226,8 +224,8 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 pub fn child(store: &Store<ChildView>, namespace: &str, workload: &str) -> Option<Arc<Deployment>> {
     store
         .get(&ObjectRef::new(workload).within(namespace))
-        .filter(|d| d.labels().get(WORKLOAD_LABEL).map(String::as_str) == Some(workload))
-        .map(|d| Arc::new(d.deployment()))
+        .filter(|child| child.workload() == Some(workload))
+        .map(|child| Arc::new(child.deployment()))
 }
 
 /// The node pools of a cluster from its cache of (stripped) Nodes.

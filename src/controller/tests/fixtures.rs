@@ -176,7 +176,7 @@ fn respond(status: StatusCode, body: &Value) -> Response<Body> {
 /// A synced reflector store holding `objects`, and its writer for later watch events.
 pub fn synced<K>(objects: Vec<K>) -> (Store<K>, Writer<K>)
 where
-    K: kube::Resource + Clone + 'static,
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
     let (store, mut writer) = reflector::store();
