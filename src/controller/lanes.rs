@@ -11,13 +11,20 @@
 //! - **backlog**: everything else (the initial list, relists, world changes, resyncs, retries,
 //!   child changes, Sovra's own status writes).
 //!
-//! A reconcile kube-runtime starts runs at once when it gets a permit ([`Lanes::admit`]);
-//! otherwise its workload is queued, once, and the reconcile returns without doing anything.
-//! A permit that comes free goes to the first queued workload, live ones first, as a ticket:
-//! the workload is triggered again ([`Lanes::admitted`]) and that reconcile runs on the ticket,
-//! on the workload as the cache has it then. A workload queued in the backlog when its live
-//! change arrives moves to the live queue. Waiting costs a queue entry, not a running future.
+//! Whatever asks for a reconcile (a watch event, a child's change, a world change, the resync)
+//! asks the lanes ([`Lanes::request`], fed by `intake`), not kube-runtime: with a free permit
+//! the workload gets a ticket and is triggered in kube-runtime; otherwise it is queued, once.
+//! So kube-runtime's scheduler and runner only ever hold the workloads with a ticket, at most
+//! the concurrency limit, instead of the whole fleet after start-up or a world change. A
+//! permit that comes free goes to the first queued workload, live ones first, as a ticket;
+//! that reconcile runs on the workload as the cache has it then. A workload queued in the
+//! backlog when its live change arrives moves to the live queue. Waiting costs a queue entry,
+//! not a running future nor a timer.
+//!
+//! A reconcile kube-runtime starts on its own (an error's retry) runs at once when it gets a
+//! permit ([`Lanes::admit`]); otherwise its workload is queued like any other request.
 
+use super::spare_capacity::ShedSpare;
 use crate::Error;
 use crate::crd::SovereignWorkload;
 use crate::sync::lock;
@@ -123,10 +130,45 @@ impl Lanes {
         Admission::Queued
     }
 
+    /// Asks for a reconcile of `key`: with a free permit it is triggered now, on a ticket;
+    /// otherwise it is queued (in the live queue when it has a live change). A workload queued
+    /// or holding a ticket already is not asked for twice: its reconcile reads the cache when
+    /// it runs. A running one is (its reconcile may have read what changed before the change).
+    pub fn request(&self, key: Key) {
+        let mut state = lock(&self.state);
+        if state.queued.contains(&key) || state.tickets.contains(&key) {
+            return;
+        }
+        if state.free > 0 {
+            state.free -= 1;
+            state.tickets.insert(key.clone());
+            drop(state);
+            // The receiver is the controller's trigger; it only goes with the term.
+            let _ = self.admitted.send(key);
+            return;
+        }
+        let live = state.changed.contains(&key);
+        state.queued.insert(key.clone());
+        match live {
+            true => state.live.push_back(key),
+            false => state.backlog.push_back(key),
+        }
+    }
+
+    /// Asks for a reconcile of every cached workload (the world changed).
+    pub fn request_all(&self, cache: &Store<Workload>) {
+        for workload in cache.state() {
+            if let Some(key) = key_of(&workload) {
+                self.request(key);
+            }
+        }
+    }
+
     /// Gives a released permit to the first queued workload, live ones first, as a ticket;
     /// with nobody queued it is free again.
     fn pass_on(&self) {
         let mut state = lock(&self.state);
+        state.shed_spare();
         let next = state.live.pop_front().or_else(|| state.backlog.pop_front());
         match next {
             Some(key) => {
@@ -163,18 +205,6 @@ impl Lanes {
         }
     }
 
-    /// The cached workloads neither queued nor holding a ticket: after a world change only
-    /// these need a reconcile, as one that waits reads the world when it runs.
-    pub fn not_queued(&self, cache: &Store<Workload>) -> Vec<Key> {
-        let workloads = cache.state();
-        let state = lock(&self.state);
-        workloads
-            .iter()
-            .map(|w| ObjectRef::from_obj(w.as_ref()))
-            .filter(|key| !state.queued.contains(key) && !state.tickets.contains(key))
-            .collect()
-    }
-
     /// Takes note of a watch event the cache has just applied, with what [`live_change`] said
     /// of it before: a live change, or a workload gone. After the cache applied it, because a
     /// reconcile (kube-runtime runs each on a task of its own) may start the moment its
@@ -183,8 +213,10 @@ impl Lanes {
         if let Some(key) = live {
             self.changed(key);
         }
-        if let watcher::Event::Delete(workload) = event {
-            self.forget(&ObjectRef::from_obj(workload));
+        if let watcher::Event::Delete(workload) = event
+            && let Some(key) = key_of(workload)
+        {
+            self.forget(&key);
         }
     }
 
@@ -194,6 +226,29 @@ impl Lanes {
         let names = |queue: &VecDeque<Key>| queue.iter().map(|k| k.name.clone()).collect();
         (names(&state.live), names(&state.backlog))
     }
+}
+
+impl State {
+    /// After the start-up's burst, and each world change's, the queues drain: what they
+    /// reserved for the whole fleet is given back.
+    fn shed_spare(&mut self) {
+        self.live.shed_spare();
+        self.backlog.shed_spare();
+        self.queued.shed_spare();
+        self.tickets.shed_spare();
+        self.changed.shed_spare();
+    }
+}
+
+/// The key a workload is queued under: its name and namespace (not its UID and resource
+/// version, which an `ObjectRef` made from the object would copy into every queue entry).
+pub fn key_of(workload: &Workload) -> Option<Key> {
+    let meta = workload.meta();
+    let key = ObjectRef::new(meta.name.as_deref()?);
+    Some(match meta.namespace.as_deref() {
+        Some(namespace) => key.within(namespace),
+        None => key,
+    })
 }
 
 /// Moves a queued `key` from the backlog to the end of the live queue; false when it was not
@@ -214,20 +269,22 @@ fn promote(state: &mut State, key: &Key) -> bool {
 /// and one a relist shows changed that way (the watch was down when it changed). Status writes,
 /// finalizer and label changes, and the first list are not.
 pub fn live_change(event: &watcher::Event<Workload>, cached: &Store<Workload>) -> Option<Key> {
-    let changed = |workload: &Workload| {
-        cached.get(&ObjectRef::from_obj(workload)).map(|before| {
+    let changed = |key: &Key, workload: &Workload| {
+        cached.get(key).map(|before| {
             before.meta().generation != workload.meta().generation
                 || before.meta().deletion_timestamp.is_some()
                     != workload.meta().deletion_timestamp.is_some()
         })
     };
     match event {
-        watcher::Event::Apply(workload) if changed(workload).unwrap_or(true) => {
-            Some(ObjectRef::from_obj(workload))
+        watcher::Event::Apply(workload) => {
+            let key = key_of(workload)?;
+            changed(&key, workload).unwrap_or(true).then_some(key)
         }
         // The cache keeps what it held before a relist until the relist is done.
-        watcher::Event::InitApply(workload) if changed(workload).unwrap_or(false) => {
-            Some(ObjectRef::from_obj(workload))
+        watcher::Event::InitApply(workload) => {
+            let key = key_of(workload)?;
+            changed(&key, workload).unwrap_or(false).then_some(key)
         }
         _ => None,
     }
@@ -252,7 +309,9 @@ where
     move |workload, ctx| {
         let (lanes, cache, reconcile) = (lanes.clone(), cache.clone(), reconcile.clone());
         async move {
-            let key = ObjectRef::from_obj(workload.as_ref());
+            let Some(key) = key_of(&workload) else {
+                return Ok(Action::await_change());
+            };
             let Admission::Run(_permit) = lanes.admit(&key) else {
                 return Ok(Action::await_change());
             };
@@ -353,34 +412,87 @@ mod tests {
     }
 
     #[test]
-    fn after_a_world_change_only_workloads_neither_queued_nor_ticketed_are_reconciled() {
+    fn after_a_world_change_workloads_queued_or_ticketed_already_are_not_asked_for_twice() {
         let (cache, mut writer) = kube::runtime::reflector::store::<Workload>();
         for name in ["running", "waiting", "ticketed", "idle"] {
             let mut w = super::super::tests::objects::workload(name, "internal");
             w.metadata.namespace = Some("ns".into());
             writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(w))));
         }
-        let (lanes, _tickets) = Lanes::new(2);
+        let (lanes, mut tickets) = Lanes::new(2);
         let _running = run(&lanes, "running").expect("a free permit");
         let first = run(&lanes, "first").expect("the other permit");
         assert!(run(&lanes, "ticketed").is_none());
         assert!(run(&lanes, "waiting").is_none());
         drop(first);
+        assert_eq!(tickets.try_recv().ok(), Some(key("ticketed")));
         assert_eq!(
             lanes.waiting().1,
             ["waiting"],
             "the path ran: one waits, one has a ticket"
         );
-        let mut due: Vec<String> = lanes
-            .not_queued(&cache)
-            .into_iter()
-            .map(|k| k.name)
-            .collect();
-        due.sort();
+        lanes.request_all(&cache);
+        let (live, mut backlog) = lanes.waiting();
+        backlog.sort();
+        assert!(live.is_empty());
         assert_eq!(
-            due,
-            ["idle", "running"],
-            "the running one may have read the old world; the others read the new"
+            backlog,
+            ["idle", "running", "waiting"],
+            "the running one may have read the old world, so it is asked for again; the \
+             waiting one is queued once; the ticketed one runs on its ticket"
+        );
+        assert!(tickets.try_recv().is_err(), "no second ticket");
+    }
+
+    #[test]
+    fn a_request_with_a_free_permit_is_triggered_on_a_ticket_and_otherwise_waits_its_turn() {
+        let (lanes, mut tickets) = Lanes::new(1);
+        lanes.request(key("first"));
+        assert_eq!(tickets.try_recv().ok(), Some(key("first")), "a free permit");
+        lanes.request(key("first"));
+        assert!(tickets.try_recv().is_err(), "holding a ticket: not twice");
+        lanes.request(key("old"));
+        lanes.changed(key("edited"));
+        lanes.request(key("edited"));
+        assert_eq!(
+            lanes.waiting(),
+            (vec!["edited".to_owned()], vec!["old".to_owned()]),
+            "no permit left: both wait, the live change in the live queue"
+        );
+        let first = run(&lanes, "first").expect("its ticket");
+        drop(first);
+        assert_eq!(tickets.try_recv().ok(), Some(key("edited")), "live first");
+        drop(run(&lanes, "edited").expect("its ticket"));
+        assert_eq!(tickets.try_recv().ok(), Some(key("old")));
+        drop(run(&lanes, "old").expect("its ticket"));
+        lanes.request(key("later"));
+        assert_eq!(
+            tickets.try_recv().ok(),
+            Some(key("later")),
+            "and the permit came back free"
+        );
+    }
+
+    #[test]
+    fn queues_drained_after_a_burst_give_their_capacity_back() {
+        let (lanes, mut tickets) = Lanes::new(1);
+        for i in 0..5_000 {
+            lanes.request(key(&format!("w{i}")));
+        }
+        let burst = lock(&lanes.state).backlog.capacity();
+        while let Ok(next) = tickets.try_recv() {
+            match lanes.admit(&next) {
+                Admission::Run(permit) => drop(permit),
+                Admission::Queued => panic!("{next} came with a ticket"),
+            }
+        }
+        let state = lock(&lanes.state);
+        assert!(state.backlog.is_empty(), "the path ran: all were served");
+        assert!(
+            state.backlog.capacity() < burst / 10 && state.queued.capacity() < burst / 10,
+            "{} and {} of {burst} kept",
+            state.backlog.capacity(),
+            state.queued.capacity()
         );
     }
 

@@ -27,6 +27,7 @@ mod exit_status;
 mod exit_tally;
 mod fleet;
 mod http;
+mod intake;
 mod invalid;
 mod kubeconfig;
 mod lanes;
@@ -42,6 +43,7 @@ mod reconciler;
 mod report;
 mod report_writer;
 mod settings;
+mod spare_capacity;
 mod startup;
 pub mod status;
 #[cfg(test)]
@@ -214,14 +216,20 @@ impl Operator {
         }
         // Built before the context, which needs its cache of workloads.
         let (lanes, tickets) = lanes::Lanes::new(self.settings.concurrency);
-        let (store, events) = caches::watch_workloads(&self.client, lanes.clone());
-        let workloads = Controller::for_stream(events, store);
+        let (store, watch) = caches::watch_workloads(&self.client, lanes.clone());
+        // Triggered on tickets alone: the watch, like every other source, asks the lanes.
+        let workloads = Controller::for_stream(
+            futures::stream::pending::<Result<DeserializeGuard<SovereignWorkload>, watcher::Error>>(
+            ),
+            store,
+        );
         let ctx = Arc::new(self.context(&caches, audit.clone(), workloads.store(), hub_version));
         let _stop_publishing = StopPublishing(ctx.clone());
         // Before the hub's first status, which says whether reports can be written.
         ctx.reports.detect(&self.client).await;
         self.health.set(Phase::Reconciling);
-        let controllers = self.run_controllers(ctx, caches, workloads, (lanes, tickets));
+        let controllers =
+            self.run_controllers(ctx, caches, (workloads, watch.boxed()), (lanes, tickets));
         match &publisher {
             Some(publisher) => {
                 let interval = self.settings.checkpoint_interval;
@@ -309,7 +317,13 @@ impl Operator {
         &self,
         ctx: Arc<Context>,
         caches: Caches,
-        workloads: Controller<DeserializeGuard<SovereignWorkload>>,
+        (workloads, watch): (
+            Controller<DeserializeGuard<SovereignWorkload>>,
+            futures::stream::BoxStream<
+                'static,
+                Result<DeserializeGuard<SovereignWorkload>, watcher::Error>,
+            >,
+        ),
         (lanes, tickets): (lanes::Lanes, lanes::Tickets),
     ) {
         let Caches {
@@ -332,20 +346,23 @@ impl Operator {
         let config = controller::Config::default()
             .concurrency(self.settings.concurrency)
             .debounce(Duration::from_millis(200));
-        // Unbounded and without debounce here: the workload controller's limit is kept by its
-        // lanes, which run live changes before the backlog (kube-runtime would serve its backlog
-        // in hash order) and trigger a queued workload again when a permit is kept for it (a
-        // debounce would leave that permit idle). A world change wakes the workloads not queued.
-        let not_queued = {
-            let (lanes, cache) = (lanes.clone(), ctx.workloads.clone());
-            changes(world_changes.resubscribe())
-                .flat_map(move |()| futures::stream::iter(lanes.not_queued(&cache)))
-        };
+        // Every source of workload reconciles asks the lanes, which trigger kube-runtime with
+        // tickets. Unbounded and without debounce there: the limit is kept by the lanes, which
+        // run live changes before the backlog (kube-runtime would serve its backlog in hash
+        // order), and a debounce would leave a ticket's permit idle.
+        let intake = intake::run(
+            lanes.clone(),
+            ctx.workloads.clone(),
+            intake::Sources {
+                watch,
+                wakes: workload_wakes,
+                world: changes(world_changes.resubscribe()),
+            },
+            self.shutdown.clone(),
+        );
         let workloads = workloads
             .with_config(config.clone().concurrency(0).debounce(Duration::ZERO))
-            .reconcile_on(not_queued)
             .reconcile_on(receiver_stream(tickets))
-            .reconcile_on(receiver_stream(workload_wakes))
             .graceful_shutdown_on(self.shutdown.clone())
             .run(
                 lanes::gated(
@@ -378,7 +395,7 @@ impl Operator {
             ctx,
         )
         .for_each(|_| futures::future::ready(()));
-        futures::future::join4(workloads, clusters, drift, reports).await;
+        futures::future::join5(intake, workloads, clusters, drift, reports).await;
     }
 }
 

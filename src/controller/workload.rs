@@ -33,9 +33,6 @@ use std::time::Duration;
 /// everywhere (also on member clusters, where owner references cannot reach) before it goes.
 pub const FINALIZER: &str = "sovra.dev/cleanup";
 
-/// Safety net: even without any watch event, every workload is re-decided this often.
-const RESYNC: Duration = Duration::from_secs(300);
-
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<SovereignWorkload>>,
     ctx: Arc<Context>,
@@ -271,7 +268,8 @@ async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Er
         // A child sits on a member that cannot be reached; its return also wakes us.
         return Ok(Action::requeue(ctx.probe_interval));
     }
-    Ok(Action::requeue(RESYNC))
+    // Resynced by the intake's wheel (`intake::RESYNC`), not by a timer of its own.
+    Ok(Action::await_change())
 }
 
 /// Backoff key for re-checking a child name held by someone else's Deployment, apart from the

@@ -25,8 +25,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every workload is decided again this often, even without a change.
-const RESYNC: Duration = Duration::from_secs(300);
+/// A reconcile that placed, refused or moved its workload waits for the next change: the
+/// resync comes from the intake's wheel, not from a timer per workload.
+fn waits_for_a_change() -> Action {
+    Action::await_change()
+}
 
 fn guard(workload: SovereignWorkload) -> Arc<DeserializeGuard<SovereignWorkload>> {
     Arc::new(DeserializeGuard(Ok(workload)))
@@ -88,8 +91,8 @@ async fn a_workload_whose_class_is_satisfied_is_placed_recorded_once_and_announc
     let resync = within("a resync", reconcile(guard(seen), h.ctx())).await;
     let served = h.finish(verifier).await;
 
-    assert_eq!(first.expect("placed"), Action::requeue(RESYNC));
-    assert_eq!(resync.expect("unchanged"), Action::requeue(RESYNC));
+    assert_eq!(first.expect("placed"), waits_for_a_change());
+    assert_eq!(resync.expect("unchanged"), waits_for_a_change());
     let [finalizer, get, apply, event, status, stranded] = &served[..] else {
         panic!("six requests: {served:?}");
     };
@@ -152,7 +155,7 @@ async fn a_workload_no_pool_qualifies_for_is_refused_with_no_child_applied() {
     let result = within("refusing", reconcile(guard(exchange), h.ctx())).await;
     let served = h.finish(verifier).await;
 
-    assert_eq!(result.expect("refused"), Action::requeue(RESYNC));
+    assert_eq!(result.expect("refused"), waits_for_a_change());
     let [event, status] = &served[..] else {
         panic!("an Event and a status, and no Deployment: {served:?}");
     };
@@ -190,7 +193,7 @@ async fn a_workload_whose_pool_stopped_qualifying_is_moved_to_the_one_that_does(
     let result = within("moving", reconcile(guard(placed), h.ctx())).await;
     let served = h.finish(verifier).await;
 
-    assert_eq!(result.expect("moved"), Action::requeue(RESYNC));
+    assert_eq!(result.expect("moved"), waits_for_a_change());
     let [apply, event, status, stranded] = &served[..] else {
         panic!("four requests: {served:?}");
     };
