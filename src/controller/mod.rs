@@ -319,10 +319,7 @@ impl Operator {
         caches: Caches,
         (workloads, watch): (
             Controller<DeserializeGuard<SovereignWorkload>>,
-            futures::stream::BoxStream<
-                'static,
-                Result<DeserializeGuard<SovereignWorkload>, watcher::Error>,
-            >,
+            WorkloadWatch,
         ),
         (lanes, tickets): (lanes::Lanes, lanes::Tickets),
     ) {
@@ -398,6 +395,12 @@ impl Operator {
         futures::future::join5(intake, workloads, clusters, drift, reports).await;
     }
 }
+
+/// The workload watch's applied objects, which the intake feeds into the lanes.
+type WorkloadWatch = futures::stream::BoxStream<
+    'static,
+    Result<DeserializeGuard<SovereignWorkload>, watcher::Error>,
+>;
 
 /// Aborts the publication of reconcile errors still in flight when a term ends, however it
 /// ends: a replica that stopped leading writes nothing more.
