@@ -12,13 +12,11 @@
 
 use super::applied_digest::DIGEST_ANNOTATION;
 use super::deployment::{CLUSTER_LABEL, MANAGED_BY_LABEL, WORKLOAD_LABEL};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -40,9 +38,10 @@ pub struct ChildView {
     stalled: bool,
 }
 
-/// A child Deployment as the watch reads it: the whole metadata, and of the spec only the
-/// replicas.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// A child Deployment as the watch reads it (a Deployment's resource: `apps/v1`
+/// `deployments`): the whole metadata, and of the spec only the replicas.
+#[derive(Clone, Debug, Default, Deserialize, kube::Resource)]
+#[resource(inherit = Deployment)]
 pub struct ChildObject {
     #[serde(default)]
     metadata: ObjectMeta,
@@ -81,13 +80,7 @@ impl ChildView {
                 .map(|digest| digest.as_str().into()),
             replicas,
             ready_replicas: status.and_then(|s| s.ready_replicas),
-            stalled: status
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|conditions| {
-                    conditions
-                        .iter()
-                        .any(|c| c.type_ == "Progressing" && c.status == "False")
-                }),
+            stalled: stalled(status),
         }
     }
 
@@ -160,6 +153,18 @@ impl From<&Deployment> for ChildView {
     }
 }
 
+/// Whether a Deployment's status reports `Progressing=False` (e.g. ProgressDeadlineExceeded):
+/// it stopped rolling out.
+pub fn stalled(status: Option<&DeploymentStatus>) -> bool {
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Progressing" && c.status == "False")
+        })
+}
+
 /// A watch event of a [`ChildObject`] as one of the [`ChildView`] the caches keep.
 pub fn view_event(event: watcher::Event<ChildObject>) -> watcher::Event<ChildView> {
     match event {
@@ -171,34 +176,9 @@ pub fn view_event(event: watcher::Event<ChildObject>) -> watcher::Event<ChildVie
     }
 }
 
-/// A child is a Deployment: the watch lists and watches `apps/v1` `deployments`.
-impl Resource for ChildObject {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::plural(&())
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 /// The caches find a child by name and namespace. Its UID and resource version are not kept
 /// (nothing reads them from a cached child), so its cache key holds neither.
-impl Lookup for ChildView {
+impl kube::runtime::reflector::Lookup for ChildView {
     type DynamicType = ();
 
     fn kind(_: &()) -> Cow<'_, str> {

@@ -6,6 +6,7 @@
 
 use super::applied_digest::{holds, same_digest};
 use super::caches::child;
+use super::child_view::stalled;
 use super::context::Context;
 use super::deployment::{
     CLUSTER_LABEL, FIELD_MANAGER, desired_deployment, foreign_owner, is_sovra_child,
@@ -201,13 +202,7 @@ fn observe(child: &Deployment) -> ObservedDeployment {
     let status = child.status.as_ref();
     ObservedDeployment {
         ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-        stalled: status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == "Progressing" && c.status == "False")
-            }),
+        stalled: stalled(status),
     }
 }
 
