@@ -10,6 +10,7 @@ use super::exit_status::{exit_change, with_exit};
 use super::invalid::reconcile_invalid;
 use super::metrics::labels;
 use super::report::{entry, publish, publish_decision, publish_exit, record_once};
+use super::spare_capacity::ShedSpare;
 use super::status::{self, child_conflict_status, invalid_spec_status, truncate, workload_status};
 use super::transition::{Transition, transition};
 use crate::Error;
@@ -93,7 +94,10 @@ async fn with_finalizer(
 ) -> Result<Option<SovereignWorkload>, FinalizerError<Error>> {
     let uid = workload.uid().unwrap_or_default();
     if workload.finalizers().iter().any(|f| f == FINALIZER) {
-        lock(added).remove(&uid);
+        let mut added = lock(added);
+        if added.remove(&uid) {
+            added.shed_spare();
+        }
         return Ok(None);
     }
     if workload.meta().deletion_timestamp.is_some() {
