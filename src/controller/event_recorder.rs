@@ -8,6 +8,7 @@
 //! the series' count, and sweeps at most once a minute. The Events it writes are the Recorder's:
 //! the same name scheme, fields and series patch; a repeat keeps the first note.
 
+use super::spare_capacity::ShedSpare;
 use crate::sync::lock;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
@@ -173,6 +174,8 @@ impl Published {
         }
         self.swept = Some(now);
         self.events.retain(|_, s| s.last + SERIES_WINDOW > now);
+        // The start-up's Events, swept six minutes on, leave a table sized for all of them.
+        self.events.shed_spare();
     }
 }
 
