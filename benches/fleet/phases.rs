@@ -122,8 +122,10 @@ pub async fn relist(fleet: &Fleet<'_>, operator: &mut Operator, figures: &mut Fi
     figures.relist_peak_mib = operator.rss.peak_mib();
     figures.relist_settled = settled;
     figures.relist_writes = writes.len();
+    // Printed to compare with steady: the caches are then rebuilt from fresh lists.
+    let after = operator.rss.current_mib();
     println!(
-        "relist: {relists} lists, settled after {:.2} s; RSS peak {:.1} MiB ({:.2}x steady); {} writes",
+        "relist: {relists} lists, settled after {:.2} s; RSS peak {:.1} MiB ({:.2}x steady), {after:.1} MiB once settled; {} writes",
         settled.as_secs_f64(),
         figures.relist_peak_mib,
         figures.relist_peak_mib / figures.steady_mib,
