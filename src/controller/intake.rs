@@ -54,9 +54,7 @@ pub async fn run<W, C>(
     } = sources;
     let watched = watch.for_each(|object| {
         // A watch error is retried by the watcher's backoff; the cache keeps what it had.
-        if let Ok(key) = object.as_ref().map(key_of)
-            && let Some(key) = key
-        {
+        if let Some(key) = object.ok().as_ref().and_then(key_of) {
             lanes.request(key);
         }
         futures::future::ready(())

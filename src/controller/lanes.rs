@@ -36,7 +36,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 type Workload = DeserializeGuard<SovereignWorkload>;
@@ -107,23 +107,14 @@ impl Lanes {
     pub fn admit(&self, key: &Key) -> Admission {
         let mut state = lock(&self.state);
         let live = state.changed.remove(key);
-        let run = state.tickets.remove(key)
-            || (state.free > 0 && {
-                state.free -= 1;
-                true
-            });
+        let run = state.tickets.remove(key) || state.take_free();
         if run {
             tracing::debug!(workload = %key, live, "reconciling");
             return Admission::Run(Permit {
                 lanes: self.clone(),
             });
         }
-        if state.queued.insert(key.clone()) {
-            match live {
-                true => state.live.push_back(key.clone()),
-                false => state.backlog.push_back(key.clone()),
-            }
-        } else if live {
+        if !state.enqueue(key, live) && live {
             promote(&mut state, key);
         }
         tracing::debug!(workload = %key, live, "queued");
@@ -139,20 +130,20 @@ impl Lanes {
         if state.queued.contains(&key) || state.tickets.contains(&key) {
             return;
         }
-        if state.free > 0 {
-            state.free -= 1;
-            state.tickets.insert(key.clone());
-            drop(state);
-            // The receiver is the controller's trigger; it only goes with the term.
-            let _ = self.admitted.send(key);
+        if state.take_free() {
+            self.issue(state, key);
             return;
         }
         let live = state.changed.contains(&key);
-        state.queued.insert(key.clone());
-        match live {
-            true => state.live.push_back(key),
-            false => state.backlog.push_back(key),
-        }
+        state.enqueue(&key, live);
+    }
+
+    /// Gives `key` the ticket for a permit it was handed, and triggers its reconcile.
+    fn issue(&self, mut state: MutexGuard<'_, State>, key: Key) {
+        state.tickets.insert(key.clone());
+        drop(state);
+        // The receiver is the controller's trigger; it only goes with the term.
+        let _ = self.admitted.send(key);
     }
 
     /// Asks for a reconcile of every cached workload (the world changed).
@@ -173,10 +164,7 @@ impl Lanes {
         match next {
             Some(key) => {
                 state.queued.remove(&key);
-                state.tickets.insert(key.clone());
-                drop(state);
-                // The receiver is the controller's trigger; it only goes with the term.
-                let _ = self.admitted.send(key);
+                self.issue(state, key);
             }
             None => state.free += 1,
         }
@@ -229,6 +217,27 @@ impl Lanes {
 }
 
 impl State {
+    /// Takes a free permit, if there is one.
+    fn take_free(&mut self) -> bool {
+        let free = self.free > 0;
+        if free {
+            self.free -= 1;
+        }
+        free
+    }
+
+    /// Queues `key` once, in the live queue when `live`; false when it was queued already.
+    fn enqueue(&mut self, key: &Key, live: bool) -> bool {
+        if !self.queued.insert(key.clone()) {
+            return false;
+        }
+        match live {
+            true => self.live.push_back(key.clone()),
+            false => self.backlog.push_back(key.clone()),
+        }
+        true
+    }
+
     /// After the start-up's burst, and each world change's, the queues drain: what they
     /// reserved for the whole fleet is given back.
     fn shed_spare(&mut self) {
