@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 mod error;
+pub mod interner;
 pub mod policy;
 mod sync;
 

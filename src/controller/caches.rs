@@ -5,7 +5,8 @@
 use super::child_view::{ChildObject, ChildView, view_event};
 use super::deployment::managed_selector;
 use super::lanes::{Lanes, live_change};
-use crate::crd::{SovereignCluster, SovereignWorkload, SovereignWorkloadStatus};
+use crate::crd::{ConditionWords, SovereignCluster, SovereignWorkload};
+use crate::interner::Interner;
 use crate::policy::{NodeFacts, NodePool, node_pools};
 use crate::sync::lock;
 use futures::{StreamExt, TryStreamExt};
@@ -179,6 +180,7 @@ pub fn watch_workloads(
 ) {
     let (store, writer) = reflector::store();
     let cached = store.clone();
+    let words = Interner::default();
     // What the event changed, judged against the cache before it applies the event, and noted
     // once it has.
     let live = Arc::new(std::sync::Mutex::new(None));
@@ -188,7 +190,7 @@ pub fn watch_workloads(
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .modify(strip_workload)
+    .modify(move |guard| strip_workload(guard, &words))
     .inspect_ok(move |event| *lock(&judged) = live_change(event, &cached))
     .reflect(writer)
     .inspect_ok(move |event| lanes.note(event, lock(&live).take()))
@@ -197,15 +199,16 @@ pub fn watch_workloads(
 }
 
 /// Drops the managed fields and the last-applied annotation (kubectl's copy of the whole
-/// spec) of a cached workload, valid or not, which Sovra reads neither, and compacts a valid
-/// one's status (`SovereignWorkloadStatus::compacted`).
-fn strip_workload(guard: &mut DeserializeGuard<SovereignWorkload>) {
+/// spec) of a cached workload, valid or not, which Sovra reads neither, and packs a valid
+/// one's status (`SovereignWorkloadStatus::packed`), its condition words shared through
+/// `words` with every other cached workload.
+fn strip_workload(
+    guard: &mut DeserializeGuard<SovereignWorkload>,
+    words: &Interner<ConditionWords>,
+) {
     let metadata = match &mut guard.0 {
         Ok(workload) => {
-            workload.status = workload
-                .status
-                .take()
-                .map(SovereignWorkloadStatus::compacted);
+            workload.status = workload.status.take().map(|status| status.packed(words));
             &mut workload.metadata
         }
         Err(invalid) => &mut invalid.metadata,

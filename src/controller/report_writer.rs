@@ -13,7 +13,7 @@ use super::policy_report::{
     Detection, REPORT_NAME, ReportApi, is_sovra_report, namespace_report, report_api, same_report,
 };
 use crate::Error;
-use crate::crd::{SovereignCluster, SovereignWorkload};
+use crate::crd::{SovereignCluster, SovereignWorkload, SovereignWorkloadStatus};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
@@ -139,11 +139,15 @@ async fn sync(ctx: &Context, api: ReportApi, namespace: &str) -> Result<bool, Er
         .filter_map(|guard| guard.0.as_ref().ok())
         .filter(|w| w.namespace().as_deref() == Some(namespace))
         .map(|w| SovereignWorkload {
-            // What Sovra wrote last, when the cache does not show it yet.
-            status: ctx
-                .memory
-                .workload_statuses
-                .newest(&w.uid().unwrap_or_default(), w.status.as_ref()),
+            // What Sovra wrote last, when the cache does not show it yet; compacted, as Sovra
+            // remembers it (which unpacks the cache's conditions).
+            status: ctx.memory.workload_statuses.newest(
+                &w.uid().unwrap_or_default(),
+                w.status
+                    .clone()
+                    .map(SovereignWorkloadStatus::compacted)
+                    .as_ref(),
+            ),
             ..w.clone()
         })
         .collect();

@@ -51,6 +51,7 @@ pub fn invalid_spec_status(
         exit: None,
         conditions,
         compacted_from: None,
+        packed_conditions: None,
     }
 }
 
@@ -262,6 +263,7 @@ pub fn workload_status(
         exit: None,
         conditions,
         compacted_from: None,
+        packed_conditions: None,
     }
 }
 

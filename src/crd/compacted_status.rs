@@ -3,15 +3,22 @@
 //! alternatives, which no reconcile reads and which are most of a cached workload (about
 //! 3.8 KB of 5 KB at 10 pools on each of 10 members), and with a digest of the whole status in
 //! their place. Two compacted statuses are equal exactly when the whole ones are, so "is the
-//! status already what Sovra would write" is still answered from memory, with no write.
+//! status already what Sovra would write" is still answered from memory, with no write. The
+//! cache also packs the conditions (`packed`); compacting unpacks them.
 
+use super::packed_conditions::{ConditionWords, PackedConditions};
 use super::workload::{SovereignWorkloadStatus, StatusDigest};
+use crate::interner::Interner;
 use sha2::{Digest, Sha256};
 
 impl SovereignWorkloadStatus {
     /// The status without the lists no reconcile reads, and the digest of the whole one.
-    /// A status compacted already is returned as it is.
+    /// A status compacted already is returned as it is, a packed one ([`Self::packed`]) with
+    /// its conditions unpacked: what reconciles read and compare.
     pub fn compacted(mut self) -> Self {
+        if let Some(packed) = self.packed_conditions.take() {
+            self.conditions = packed.unpack();
+        }
         if self.compacted_from.is_some() {
             return self;
         }
@@ -24,6 +31,16 @@ impl SovereignWorkloadStatus {
             exit.alternatives = Vec::new();
         }
         self
+    }
+
+    /// The status as the cache keeps it: compacted, with its conditions packed (their words
+    /// shared through `words`, see `crd::packed_conditions`). Only [`Self::compacted`] reads
+    /// it back: its `conditions` are empty.
+    pub fn packed(self, words: &Interner<ConditionWords>) -> Self {
+        let mut status = self.compacted();
+        let conditions = std::mem::take(&mut status.conditions);
+        status.packed_conditions = Some(PackedConditions::pack(conditions, words));
+        status
     }
 
     /// True for a status that lacks the lists [`Self::compacted`] drops: writing it would
@@ -98,6 +115,26 @@ mod tests {
         assert_eq!(one, status("gov-c/general").compacted());
         // They differ only in a dropped list: the digest tells them apart.
         assert_ne!(one, status("gov-d/general").compacted());
+    }
+
+    #[test]
+    fn a_packed_status_compacts_to_the_compacted_status_it_was_packed_from() {
+        let words = crate::interner::Interner::default();
+        let mut whole = status("gov-c/general");
+        whole.conditions = vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "AllReady".into(),
+            message: "1/1 replicas ready".into(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }];
+        let packed = whole.clone().packed(&words);
+        assert!(packed.conditions.is_empty() && packed.is_compacted());
+        assert_eq!(packed.clone().compacted(), whole.clone().compacted());
+        assert_eq!(packed.compacted().conditions, whole.conditions);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod class;
 mod cluster;
 mod compacted_status;
 pub mod openapi;
+mod packed_conditions;
 mod pod_template;
 mod schema;
 mod vocabulary;
@@ -21,6 +22,7 @@ pub use cluster::{
     ClusterConnection, NodePoolStatus, Provider, ProviderParent, SecretKeyRef, SovereignCluster,
     SovereignClusterSpec, SovereignClusterStatus,
 };
+pub use packed_conditions::{ConditionWords, PackedConditions};
 pub use pod_template::PodTemplate;
 pub use vocabulary::{Certification, Enforcement, Jurisdiction, OperatedBy};
 pub use workload::{

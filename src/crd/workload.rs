@@ -1,6 +1,7 @@
 //! `SovereignWorkload`: a workload declared with a sensitivity class, placed by Sovra.
 
 use super::bounds;
+use super::packed_conditions::PackedConditions;
 use super::pod_template::PodTemplate;
 use super::schema;
 use super::vocabulary::Enforcement;
@@ -160,6 +161,11 @@ pub struct SovereignWorkloadStatus {
     #[serde(skip)]
     #[schemars(skip)]
     pub compacted_from: Option<StatusDigest>,
+    /// Never sent nor read: set only on a status as the operator's cache keeps it, with its
+    /// conditions moved here, packed (`crd::packed_conditions`); `compacted` unpacks them.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub packed_conditions: Option<PackedConditions>,
 }
 
 /// The first 128 bits of the SHA-256 of a whole status's JSON (`crd::compacted_status`).
