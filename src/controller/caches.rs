@@ -5,15 +5,14 @@
 use super::child_view::{ChildObject, ChildView, view_event};
 use super::deployment::managed_selector;
 use super::lanes::{Lanes, live_change};
+use super::node_view::{NodeObject, facts_event};
 use crate::crd::{ConditionWords, SovereignCluster, SovereignWorkload};
 use crate::interner::Interner;
 use crate::policy::{NodeFacts, NodePool, node_pools};
 use crate::sync::lock;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Node;
 use kube::Client;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -43,22 +42,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A cache of a cluster's Nodes, stripped to labels and taints, and the watch events that feed
+/// A cache of a cluster's Nodes, as the facts placement reads (`node_view`), and the watch events that feed
 /// it (the caller drives them). Only events that change what placement reads come out: a Node
 /// heartbeat or status update changes neither labels nor taints, and must not wake every
 /// workload nor rebuild the world.
 pub fn watch_nodes(
     client: &Client,
 ) -> (
-    Store<Node>,
-    impl futures::Stream<Item = Result<watcher::Event<Node>, watcher::Error>> + Send + 'static,
+    Store<NodeFacts>,
+    impl futures::Stream<Item = Result<watcher::Event<NodeFacts>, watcher::Error>> + Send + 'static,
 ) {
     let (store, writer) = reflector::store();
     let mut seen = NodeFactsSeen::default();
-    let events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(strip_node)
-        .reflect(writer)
+    let watch = watcher(
+        Api::<NodeObject>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map_ok(facts_event);
+    let events = reflector::reflector(writer, watch)
         .filter(move |event| futures::future::ready(seen.changes_placement(event)));
     (store, events)
 }
@@ -74,7 +76,7 @@ impl NodeFactsSeen {
     /// or taints changed, a deleted Node, the end of a (re)list, and a watch error.
     pub fn changes_placement(
         &mut self,
-        event: &Result<watcher::Event<Node>, watcher::Error>,
+        event: &Result<watcher::Event<NodeFacts>, watcher::Error>,
     ) -> bool {
         match event {
             Ok(watcher::Event::Apply(node)) => self.remember(node),
@@ -88,7 +90,7 @@ impl NodeFactsSeen {
                 false
             }
             Ok(watcher::Event::Delete(node)) => {
-                self.digests.remove(&node.name_any());
+                self.digests.remove(&node.name);
                 true
             }
             Ok(watcher::Event::InitDone) | Err(_) => true,
@@ -96,15 +98,21 @@ impl NodeFactsSeen {
     }
 
     /// Records the Node's digest; true when it differs from the one seen before.
-    fn remember(&mut self, node: &Node) -> bool {
+    fn remember(&mut self, node: &NodeFacts) -> bool {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::hash::DefaultHasher::new();
-        node.metadata.labels.hash(&mut hasher);
-        for taint in node.spec.iter().flat_map(|s| s.taints.iter().flatten()) {
+        node.labels.hash(&mut hasher);
+        for taint in &node.taints {
             (&taint.key, &taint.value, &taint.effect).hash(&mut hasher);
         }
         let digest = hasher.finish();
-        self.digests.insert(node.name_any(), digest) != Some(digest)
+        match self.digests.get_mut(node.name.as_str()) {
+            Some(seen) => std::mem::replace(seen, digest) != digest,
+            None => {
+                self.digests.insert(node.name.clone(), digest);
+                true
+            }
+        }
     }
 }
 
@@ -231,36 +239,19 @@ pub fn child(store: &Store<ChildView>, namespace: &str, workload: &str) -> Optio
         .map(|child| Arc::new(child.deployment()))
 }
 
-/// The node pools of a cluster from its cache of (stripped) Nodes.
-pub fn pools_of(nodes: &Store<Node>, pool_label: &str) -> Vec<NodePool> {
-    let mut facts: Vec<NodeFacts> = nodes
-        .state()
-        .iter()
-        .map(|n| NodeFacts::from_node(n))
-        .collect();
+/// The node pools of a cluster from its cache of Nodes.
+pub fn pools_of(nodes: &Store<NodeFacts>, pool_label: &str) -> Vec<NodePool> {
+    let mut facts: Vec<NodeFacts> = nodes.state().iter().map(|n| (**n).clone()).collect();
     facts.sort_by(|a, b| a.name.cmp(&b.name));
     node_pools(&facts, pool_label)
-}
-
-/// Removes everything of a Node that placement does not read.
-pub fn strip_node(node: &mut Node) {
-    node.metadata.managed_fields = None;
-    node.metadata.annotations = None;
-    node.status = None;
-    if let Some(spec) = node.spec.as_mut() {
-        let taints = spec.taints.take();
-        *spec = Default::default();
-        spec.taints = taints;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::api::ObjectMeta;
     use std::collections::BTreeMap;
 
-    fn node(sovereign: bool) -> Node {
+    fn node(sovereign: bool) -> NodeFacts {
         let mut labels = BTreeMap::from([("sovra.dev/node-pool".to_owned(), "general".to_owned())]);
         if sovereign {
             labels.insert(
@@ -268,13 +259,10 @@ mod tests {
                 "true".to_owned(),
             );
         }
-        Node {
-            metadata: ObjectMeta {
-                name: Some("general-0".into()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            ..Node::default()
+        NodeFacts {
+            name: "general-0".into(),
+            labels,
+            taints: Vec::new(),
         }
     }
 
@@ -282,10 +270,8 @@ mod tests {
     fn a_node_update_that_changes_no_label_or_taint_is_not_a_placement_change() {
         let mut seen = NodeFactsSeen::default();
         assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(true)))));
-        let mut heartbeat = node(true);
-        heartbeat.metadata.resource_version = Some("99".into());
-        heartbeat.status = Some(Default::default());
-        assert!(!seen.changes_placement(&Ok(watcher::Event::Apply(heartbeat))));
+        // A heartbeat: the same facts again.
+        assert!(!seen.changes_placement(&Ok(watcher::Event::Apply(node(true)))));
         assert!(seen.changes_placement(&Ok(watcher::Event::Apply(node(false)))));
         // A relist is reported once, when it is done.
         assert!(!seen.changes_placement(&Ok(watcher::Event::Init)));

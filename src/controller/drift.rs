@@ -20,7 +20,7 @@ use crate::policy::{NodeFacts, PodOwner, allowed_on, pod_violations};
 use crate::sync::lock;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, EvictParams};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
@@ -243,7 +243,7 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
     let Some(hub) = world.hub.clone() else {
         return Ok(Action::requeue(NO_HUB_RETRY));
     };
-    let Some(node) = ctx.world.nodes.get(&ObjectRef::<Node>::new(node_name)) else {
+    let Some(node) = ctx.world.nodes.get(&ObjectRef::<NodeFacts>::new(node_name)) else {
         return Ok(Action::requeue(NODE_RETRY));
     };
     let namespace = pod.namespace().unwrap_or_default();
@@ -265,7 +265,6 @@ async fn reconcile(pod: Arc<PodView>, drift: Arc<Drift>) -> Result<Action, Error
         Some(Ok(workload)) => PodOwner::Workload(workload),
     };
     let allowed = allowed_on(&hub, &name, owner, &world.classes, &world.candidates);
-    let node = NodeFacts::from_node(&node);
     let reasons = pod_violations(&node, &ctx.world.pool_label, &allowed);
     if reasons.is_empty() {
         drift.forget(&uid);

@@ -13,11 +13,11 @@ use super::caches::{AbortOnDrop, Signals, child, pools_of, watch_children, watch
 use super::child_view::ChildView;
 use super::deployment::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use super::member_health::Health;
-use crate::policy::NodePool;
+use crate::policy::{NodeFacts, NodePool};
 use crate::sync::lock;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -83,7 +83,7 @@ impl Member {
 struct MemberCaches {
     /// Set by a failing watch: probe the member now rather than at the next interval.
     probe_wanted: Arc<AtomicBool>,
-    nodes: Store<Node>,
+    nodes: Store<NodeFacts>,
     nodes_synced: Arc<AtomicBool>,
     deployments: Store<ChildView>,
     deployments_synced: Arc<AtomicBool>,

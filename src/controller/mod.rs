@@ -35,6 +35,7 @@ mod leader;
 mod member_health;
 mod memory;
 mod metrics;
+mod node_view;
 mod policy_report;
 mod policy_reports;
 mod pool_status;

@@ -10,9 +10,8 @@ use super::fleet::Fleet;
 use super::member_health::Health;
 use super::pool_status::pools_from_status;
 use crate::crd::{SensitivityClass, SensitivityClassSpec, SovereignCluster};
-use crate::policy::{Candidates, ClusterFacts, NodePool, Reachability, cluster_facts};
+use crate::policy::{Candidates, ClusterFacts, NodeFacts, NodePool, Reachability, cluster_facts};
 use crate::sync::lock;
-use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use std::collections::BTreeMap;
@@ -24,7 +23,7 @@ use std::sync::{Arc, Mutex};
 pub struct World {
     pub classes: Store<DeserializeGuard<SensitivityClass>>,
     pub clusters: Store<DeserializeGuard<SovereignCluster>>,
-    pub nodes: Store<Node>,
+    pub nodes: Store<NodeFacts>,
     pub pool_label: String,
     /// Bumped after every cache event; the snapshot is rebuilt when it moved.
     generation: Arc<AtomicU64>,
@@ -60,7 +59,7 @@ impl World {
     pub fn new(
         classes: Store<DeserializeGuard<SensitivityClass>>,
         clusters: Store<DeserializeGuard<SovereignCluster>>,
-        nodes: Store<Node>,
+        nodes: Store<NodeFacts>,
         pool_label: String,
     ) -> Self {
         Self {

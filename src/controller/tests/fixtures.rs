@@ -18,6 +18,7 @@ use super::super::world::World;
 use super::objects::POOL_LABEL;
 use crate::audit::AuditTrail;
 use crate::crd::{SensitivityClass, SovereignCluster, SovereignWorkload};
+use crate::policy::NodeFacts;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -197,7 +198,7 @@ fn guarded<K>(objects: Vec<K>) -> Vec<DeserializeGuard<K>> {
 
 /// The watch-fed caches a test context reads, with the writers that feed them.
 pub struct Feeds {
-    pub nodes: Writer<Node>,
+    pub nodes: Writer<NodeFacts>,
     pub hub_children: Writer<ChildView>,
 }
 
@@ -226,7 +227,7 @@ impl Harness {
         let client = Client::new(service, "default");
         let (classes, _) = synced(guarded(world.classes));
         let (clusters, _) = synced(guarded(world.clusters));
-        let (nodes, nodes_writer) = synced(world.nodes);
+        let (nodes, nodes_writer) = synced(world.nodes.iter().map(NodeFacts::from_node).collect());
         let (hub_children, children_writer) =
             synced(world.hub_children.iter().map(ChildView::from).collect());
         let (workloads, _) = synced::<DeserializeGuard<SovereignWorkload>>(Vec::new());

@@ -6,7 +6,7 @@ use super::super::world::World;
 use super::fixtures::test_fleet;
 use super::objects::{HUB, POOL_LABEL, hub_cluster, member_cluster, node, shipped_classes, typed};
 use crate::crd::{SensitivityClass, SovereignCluster};
-use crate::policy::{NodePool, Reachability};
+use crate::policy::{NodeFacts, NodePool, Reachability};
 use k8s_openapi::api::core::v1::Node;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, store::Writer};
@@ -20,7 +20,7 @@ struct Index {
     fleet: Fleet,
     classes: Writer<DeserializeGuard<SensitivityClass>>,
     clusters: Writer<DeserializeGuard<SovereignCluster>>,
-    nodes: Writer<Node>,
+    nodes: Writer<NodeFacts>,
 }
 
 impl Index {
@@ -64,7 +64,8 @@ impl Index {
         self.clusters.apply_watcher_event(&Event::InitDone);
         self.nodes.apply_watcher_event(&Event::Init);
         for node in nodes {
-            self.nodes.apply_watcher_event(&Event::InitApply(node));
+            self.nodes
+                .apply_watcher_event(&Event::InitApply(NodeFacts::from_node(&node)));
         }
         self.nodes.apply_watcher_event(&Event::InitDone);
         self.world.invalidate();
@@ -255,7 +256,9 @@ fn a_node_heartbeat_leaves_the_fingerprint_alone_and_a_label_change_moves_it() {
         "conditions": [{"type": "Ready", "status": "True",
                         "lastHeartbeatTime": "2025-06-01T12:00:00Z"}]
     })));
-    index.nodes.apply_watcher_event(&Event::Apply(heartbeat));
+    index
+        .nodes
+        .apply_watcher_event(&Event::Apply(NodeFacts::from_node(&heartbeat)));
     index.world.invalidate();
     assert_eq!(
         index.fingerprint(),
@@ -264,7 +267,9 @@ fn a_node_heartbeat_leaves_the_fingerprint_alone_and_a_label_change_moves_it() {
     );
 
     let relabelled = node("gov-general-0", "gov-general", false, None);
-    index.nodes.apply_watcher_event(&Event::Apply(relabelled));
+    index
+        .nodes
+        .apply_watcher_event(&Event::Apply(NodeFacts::from_node(&relabelled)));
     index.world.invalidate();
     assert_ne!(index.fingerprint(), before, "a lost sovereign label does");
 }
