@@ -82,6 +82,20 @@ impl<S: Clone + PartialEq> LastWritten<S> {
         }
     }
 
+    /// Drops what Sovra wrote for `uid` once the cache shows the same (`cached` reads the cached
+    /// status, only when something is remembered), as [`Self::newest`] does: a workload that no
+    /// reconcile reads again does not keep its last write for good.
+    pub fn settle(&self, uid: &str, cached: impl FnOnce() -> Option<S>) {
+        let mut written = lock(&self.written);
+        if written
+            .get(uid)
+            .is_some_and(|mine| Some(mine) == cached().as_ref())
+        {
+            written.remove(uid);
+            written.shed_spare();
+        }
+    }
+
     pub fn remember(&self, uid: &str, status: S) {
         lock(&self.written).insert(uid.to_owned(), status);
     }
@@ -167,6 +181,32 @@ mod tests {
         assert!(!lock(&memory.invalid).contains_key("gone"));
         assert_eq!(memory.workload_statuses.newest("gone", None), None);
         assert!(memory.workload_statuses.newest("live", None).is_some());
+    }
+
+    #[test]
+    fn a_written_status_is_forgotten_once_the_cache_shows_it_without_a_reconcile() {
+        let written: LastWritten<u32> = LastWritten::default();
+        written.remember("a", 2);
+        let mut read = 0;
+        written.settle("a", || {
+            read += 1;
+            Some(1)
+        });
+        assert_eq!(read, 1, "the cached status was compared");
+        assert_eq!(
+            written.newest("a", Some(&1)),
+            Some(2),
+            "an older cache keeps it"
+        );
+        written.settle("a", || Some(2));
+        assert_eq!(
+            written.newest("a", Some(&1)),
+            Some(1),
+            "forgotten once shown"
+        );
+        written.settle("b", || {
+            unreachable!("nothing remembered of b: nothing to read")
+        });
     }
 
     #[test]

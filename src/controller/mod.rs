@@ -69,11 +69,11 @@ pub use workload::FINALIZER;
 
 use crate::Error;
 use crate::audit::AuditTrail;
-use crate::crd::{SovereignCluster, SovereignWorkload};
+use crate::crd::{SovereignCluster, SovereignWorkload, SovereignWorkloadStatus};
 use context::Context;
 use event_recorder::EventRecorder;
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use http::{Health, Phase};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
@@ -348,6 +348,21 @@ impl Operator {
         // tickets. Unbounded and without debounce there: the limit is kept by the lanes, which
         // run live changes before the backlog (kube-runtime would serve its backlog in hash
         // order), and a debounce would leave a ticket's permit idle.
+        // What Sovra wrote is forgotten once the cache shows it, read by a reconcile or not.
+        let settled = ctx.clone();
+        let watch = watch.inspect_ok(move |guard| {
+            if let Ok(workload) = &guard.0 {
+                settled.memory.workload_statuses.settle(
+                    workload.metadata.uid.as_deref().unwrap_or_default(),
+                    || {
+                        workload
+                            .status
+                            .clone()
+                            .map(SovereignWorkloadStatus::compacted)
+                    },
+                );
+            }
+        });
         let intake = intake::run(
             lanes.clone(),
             ctx.workloads.clone(),
