@@ -8,6 +8,7 @@ use super::fixtures::{Cluster, Harness, Step, within};
 use super::objects::{HUB, condition, hub_cluster, node, shipped_classes};
 use super::requests::{cluster_status, publish_event};
 use crate::crd::SovereignCluster;
+use crate::policy::NodeFacts;
 use http::{Method, StatusCode};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -90,12 +91,12 @@ async fn the_hub_cluster_reports_its_pools_and_that_it_is_reachable_as_the_hub()
 fn unlabel_gov_spare(h: &mut Harness) {
     h.feeds
         .nodes
-        .apply_watcher_event(&watcher::Event::Apply(node(
+        .apply_watcher_event(&watcher::Event::Apply(NodeFacts::from_node(&node(
             "gov-spare-0",
             "gov-spare",
             false,
             None,
-        )));
+        ))));
     h.ctx().world.invalidate();
 }
 

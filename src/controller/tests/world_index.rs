@@ -195,7 +195,12 @@ fn the_snapshot_is_shared_until_the_world_is_invalidated() {
     assert!(Arc::ptr_eq(&first, &index.world.snapshot(&index.fleet)));
     index
         .nodes
-        .apply_watcher_event(&Event::Apply(node("gov-spare-0", "gov-spare", true, None)));
+        .apply_watcher_event(&Event::Apply(NodeFacts::from_node(&node(
+            "gov-spare-0",
+            "gov-spare",
+            true,
+            None,
+        ))));
     assert!(Arc::ptr_eq(&first, &index.world.snapshot(&index.fleet)));
     index.world.invalidate();
     let second = index.world.snapshot(&index.fleet);
