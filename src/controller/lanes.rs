@@ -7,7 +7,8 @@
 //! controller runs unbounded (and without debounce) in kube-runtime, and the limit is kept
 //! here, as permits handed out from two first-come-first-served queues:
 //! - **live**: a workload whose watch event (after the initial list) is new, changed its spec
-//!   (`metadata.generation`) or started its deletion, see [`live_change`];
+//!   (`metadata.generation`) or started its deletion, and in the initial list one whose spec
+//!   changed after Sovra last acted on it, see [`live_change`];
 //! - **backlog**: everything else (the initial list, relists, world changes, resyncs, retries,
 //!   child changes, Sovra's own status writes).
 //!
@@ -290,13 +291,28 @@ pub fn live_change(event: &watcher::Event<Workload>, cached: &Store<Workload>) -
             let key = key_of(workload)?;
             changed(&key, workload).unwrap_or(true).then_some(key)
         }
-        // The cache keeps what it held before a relist until the relist is done.
+        // The cache keeps what it held before a relist until the relist is done. The first
+        // list has nothing cached: there a workload is live when its spec changed after Sovra
+        // last acted on it (or after its creation, when it has no status), an edit made while
+        // no operator watched, which must not wait behind the backlog either.
         watcher::Event::InitApply(workload) => {
             let key = key_of(workload)?;
-            changed(&key, workload).unwrap_or(false).then_some(key)
+            changed(&key, workload)
+                .unwrap_or_else(|| unobserved_edit(workload))
+                .then_some(key)
         }
         _ => None,
     }
+}
+
+/// True for a workload whose generation moved past the one its status was written for (past
+/// its first, without a status).
+fn unobserved_edit(workload: &Workload) -> bool {
+    let Ok(workload) = &workload.0 else {
+        return false;
+    };
+    let observed = workload.status.as_ref().and_then(|s| s.observed_generation);
+    workload.metadata.generation > Some(observed.unwrap_or(1))
 }
 
 /// Wraps the workload reconciler: it runs when [`Lanes::admit`] gives it a permit, on the
@@ -528,6 +544,10 @@ mod tests {
             lock(&lanes.state).changed.remove(&key("w"))
         };
         assert!(!changed(watcher::Event::Init), "a list is the backlog");
+        assert!(
+            changed(watcher::Event::InitApply(workload(2, false, false))),
+            "edited after its creation while no operator watched"
+        );
         assert!(!changed(watcher::Event::InitApply(workload(
             1, false, false
         ))));
