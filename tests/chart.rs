@@ -1131,6 +1131,14 @@ fn operator_pod_runs_two_leader_elected_replicas_with_a_private_audit_volume_eac
         "0",
         "no transparent huge pages, which would keep the heap's sparse pages resident"
     );
+    assert_eq!(
+        (
+            value("MIMALLOC_PURGE_DELAY"),
+            value("MIMALLOC_PAGE_FULL_RETAIN")
+        ),
+        ("0".to_owned(), "0".to_owned()),
+        "freed pages go back at once, also when the operator is idle"
+    );
 
     let port = &container.ports.as_ref().unwrap()[0];
     assert_eq!(

@@ -68,6 +68,29 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The allocator settings the operator is deployed with (`MIMALLOC_*` in `deploy/operator.yaml`,
+/// which the chart's are tested against): the bench measures the operator as it runs there.
+fn allocator_env() -> Vec<(String, String)> {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/operator.yaml");
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let mut lines = text.lines().map(str::trim);
+    let mut env = Vec::new();
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("- name: MIMALLOC_") {
+            let value = lines
+                .next()
+                .and_then(|l| l.strip_prefix("value: "))
+                .unwrap();
+            env.push((
+                format!("MIMALLOC_{name}"),
+                value.trim_matches('"').to_owned(),
+            ));
+        }
+    }
+    assert!(!env.is_empty(), "deploy/operator.yaml sets the allocator");
+    env
+}
+
 impl Operator {
     /// Starts `sovra run` against the hub whose kubeconfig is `kubeconfig`; the audit trail
     /// and the process's log live in `dir`, the log named after `label`.
@@ -100,6 +123,7 @@ impl Operator {
             .args(["--concurrency", &CONCURRENCY.to_string()])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "warn")
+            .envs(allocator_env())
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
             .stderr(output)

@@ -145,6 +145,13 @@ spec:
         # (docs/performance.md).
         - name: MIMALLOC_ALLOW_THP
           value: "0"
+        # Freed pages go back to the OS at once, and no empty page is kept for reuse: mimalloc
+        # has no thread of its own, so a delayed purge waits for a later allocation, and an
+        # idle operator kept the pages its last burst freed (docs/performance.md).
+        - name: MIMALLOC_PURGE_DELAY
+          value: "0"
+        - name: MIMALLOC_PAGE_FULL_RETAIN
+          value: "0"
         {{- if $signing }}
         # Signed checkpoints of the audit trail (docs/audit.md).
         - name: SOVRA_AUDIT_SIGNING_KEY
