@@ -90,6 +90,10 @@ mod tests {
             assert!(Arc::ptr_eq(value, &interner.intern(format!("held {i}"))));
         }
         // The set never grew past twice what a sweep kept (at least KEPT) plus one.
-        assert!(interner.distinct() <= KEPT * 2 + 1, "{}", interner.distinct());
+        assert!(
+            interner.distinct() <= KEPT * 2 + 1,
+            "{}",
+            interner.distinct()
+        );
     }
 }
