@@ -2,10 +2,11 @@
 //! placement reads (labels, taints), and the Deployments Sovra manages there, read as
 //! [`ChildView`]s (the labels Sovra reads, the applied digest, generation, replicas, readiness).
 
-use super::child_view::{ChildObject, ChildView, view_event};
+use super::cache_view::view_event;
+use super::child_view::{ChildObject, ChildView};
 use super::deployment::managed_selector;
 use super::lanes::{Lanes, live_change};
-use super::node_view::{NodeObject, facts_event};
+use super::node_view::NodeObject;
 use crate::crd::{ConditionWords, SovereignCluster, SovereignWorkload};
 use crate::interner::Interner;
 use crate::policy::{NodeFacts, NodePool, node_pools};
@@ -59,7 +60,7 @@ pub fn watch_nodes(
         watcher::Config::default(),
     )
     .default_backoff()
-    .map_ok(facts_event);
+    .map_ok(view_event);
     let events = reflector::reflector(writer, watch)
         .filter(move |event| futures::future::ready(seen.changes_placement(event)));
     (store, events)

@@ -11,15 +11,13 @@
 //! up.
 
 use super::applied_digest::DIGEST_ANNOTATION;
+use super::cache_view::lookup_by_name;
 use super::deployment::{CLUSTER_LABEL, MANAGED_BY_LABEL, WORKLOAD_LABEL};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::runtime::watcher;
 use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// What the caches keep of a child Deployment.
@@ -165,45 +163,17 @@ pub fn stalled(status: Option<&DeploymentStatus>) -> bool {
         })
 }
 
-/// A watch event of a [`ChildObject`] as one of the [`ChildView`] the caches keep.
-pub fn view_event(event: watcher::Event<ChildObject>) -> watcher::Event<ChildView> {
-    match event {
-        watcher::Event::Apply(child) => watcher::Event::Apply(child.into()),
-        watcher::Event::Delete(child) => watcher::Event::Delete(child.into()),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(child) => watcher::Event::InitApply(child.into()),
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    }
-}
+// The caches find a child by name and namespace. Its UID and resource version are not kept
+// (nothing reads them from a cached child), so its cache key holds neither.
+lookup_by_name!(ChildView, Deployment);
 
-/// The caches find a child by name and namespace. Its UID and resource version are not kept
-/// (nothing reads them from a cached child), so its cache key holds neither.
-impl kube::runtime::reflector::Lookup for ChildView {
-    type DynamicType = ();
+impl ChildView {
+    fn view_name(&self) -> &str {
+        &self.name
+    }
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        <Deployment as Resource>::plural(&())
-    }
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.name))
-    }
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.namespace))
-    }
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        None
+    fn view_namespace(&self) -> Option<&str> {
+        Some(&self.namespace)
     }
 }
 

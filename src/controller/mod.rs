@@ -10,6 +10,7 @@
 
 mod applied_digest;
 mod backoff;
+mod cache_view;
 mod caches;
 mod checkpoint_policy;
 mod checkpoints;

@@ -5,13 +5,11 @@
 //! before its metadata's maps; the watch reads a [`NodeObject`] (the status, with its images and
 //! heartbeats, is never deserialized) and the caches keep the facts made of it.
 
+use super::cache_view::lookup_by_name;
 use crate::policy::{NodeFacts, Taint};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::runtime::watcher;
 use serde::Deserialize;
-use std::borrow::Cow;
 
 /// A Node as the watch reads it (a Node's resource: `v1` `nodes`): the whole metadata, and of
 /// the spec only the taints.
@@ -48,44 +46,21 @@ impl From<NodeObject> for NodeFacts {
     }
 }
 
-/// A watch event of a [`NodeObject`] as the [`NodeFacts`] the caches keep.
-pub fn facts_event(event: watcher::Event<NodeObject>) -> watcher::Event<NodeFacts> {
-    match event {
-        watcher::Event::Apply(node) => watcher::Event::Apply(node.into()),
-        watcher::Event::Delete(node) => watcher::Event::Delete(node.into()),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(node) => watcher::Event::InitApply(node.into()),
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    }
+// The caches find a Node by name. Its UID and resource version are not kept (nothing reads
+// them from a cached Node), so its cache key holds neither.
+lookup_by_name!(NodeFacts, Node);
+
+trait NodeKey {
+    fn view_name(&self) -> &str;
+    fn view_namespace(&self) -> Option<&str>;
 }
 
-/// The caches find a Node by name. Its UID and resource version are not kept (nothing reads
-/// them from a cached Node), so its cache key holds neither.
-impl kube::runtime::reflector::Lookup for NodeFacts {
-    type DynamicType = ();
+impl NodeKey for NodeFacts {
+    fn view_name(&self) -> &str {
+        &self.name
+    }
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        <Node as Resource>::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        <Node as Resource>::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        <Node as Resource>::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        <Node as Resource>::plural(&())
-    }
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.name))
-    }
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-    fn uid(&self) -> Option<Cow<'_, str>> {
+    fn view_namespace(&self) -> Option<&str> {
         None
     }
 }

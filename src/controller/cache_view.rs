@@ -1,0 +1,53 @@
+//! What the compact caches (`child_view`, `node_view`) share: the watch reads an object of its
+//! own trimmed type, each event becomes the view the cache keeps, and the view is keyed by name
+//! (and namespace) alone: no reader takes a UID or resource version from a cached view.
+
+use kube::runtime::watcher;
+
+/// A watch event of the object as read, as the view the cache keeps of it.
+pub fn view_event<O, V: From<O>>(event: watcher::Event<O>) -> watcher::Event<V> {
+    match event {
+        watcher::Event::Apply(object) => watcher::Event::Apply(object.into()),
+        watcher::Event::Delete(object) => watcher::Event::Delete(object.into()),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(object) => watcher::Event::InitApply(object.into()),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// Implements kube-runtime's `Lookup` for a cached view of a `$resource`: its kind, group,
+/// version and plural are the resource's; its name and namespace are the view's
+/// `view_name()` and `view_namespace()`; it has no UID nor resource version.
+macro_rules! lookup_by_name {
+    ($view:ty, $resource:ty) => {
+        impl kube::runtime::reflector::Lookup for $view {
+            type DynamicType = ();
+
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                <$resource as kube::Resource>::kind(&())
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                <$resource as kube::Resource>::group(&())
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                <$resource as kube::Resource>::version(&())
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                <$resource as kube::Resource>::plural(&())
+            }
+            fn name(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(std::borrow::Cow::Borrowed(self.view_name()))
+            }
+            fn namespace(&self) -> Option<std::borrow::Cow<'_, str>> {
+                self.view_namespace().map(std::borrow::Cow::Borrowed)
+            }
+            fn resource_version(&self) -> Option<std::borrow::Cow<'_, str>> {
+                None
+            }
+            fn uid(&self) -> Option<std::borrow::Cow<'_, str>> {
+                None
+            }
+        }
+    };
+}
+pub(super) use lookup_by_name;
