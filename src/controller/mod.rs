@@ -345,10 +345,6 @@ impl Operator {
         let config = controller::Config::default()
             .concurrency(self.settings.concurrency)
             .debounce(Duration::from_millis(200));
-        // Every source of workload reconciles asks the lanes, which trigger kube-runtime with
-        // tickets. Unbounded and without debounce there: the limit is kept by the lanes, which
-        // run live changes before the backlog (kube-runtime would serve its backlog in hash
-        // order), and a debounce would leave a ticket's permit idle.
         // What Sovra wrote is forgotten once the cache shows it, read by a reconcile or not.
         let settled = ctx.clone();
         let watch = watch.inspect_ok(move |guard| {
@@ -364,6 +360,10 @@ impl Operator {
                 );
             }
         });
+        // Every source of workload reconciles asks the lanes, which trigger kube-runtime with
+        // tickets. Unbounded and without debounce there: the limit is kept by the lanes, which
+        // run live changes before the backlog (kube-runtime would serve its backlog in hash
+        // order), and a debounce would leave a ticket's permit idle.
         let intake = intake::run(
             lanes.clone(),
             ctx.workloads.clone(),
