@@ -15,9 +15,16 @@ pub fn view_event<O, V: From<O>>(event: watcher::Event<O>) -> watcher::Event<V> 
     }
 }
 
-/// Implements kube-runtime's `Lookup` for a cached view of a `$resource`: its kind, group,
-/// version and plural are the resource's; its name and namespace are the view's
-/// `view_name()` and `view_namespace()`; it has no UID nor resource version.
+/// What keys a cached view in its store.
+pub trait ViewKey {
+    fn view_name(&self) -> &str;
+    /// `None` for a view of a cluster-scoped object.
+    fn view_namespace(&self) -> Option<&str>;
+}
+
+/// Implements kube-runtime's `Lookup` for a cached view (a [`ViewKey`]) of a `$resource`: its
+/// kind, group, version and plural are the resource's; its name and namespace are the view's
+/// key; it has no UID nor resource version.
 macro_rules! lookup_by_name {
     ($view:ty, $resource:ty) => {
         impl kube::runtime::reflector::Lookup for $view {
@@ -36,10 +43,11 @@ macro_rules! lookup_by_name {
                 <$resource as kube::Resource>::plural(&())
             }
             fn name(&self) -> Option<std::borrow::Cow<'_, str>> {
-                Some(std::borrow::Cow::Borrowed(self.view_name()))
+                let name = super::cache_view::ViewKey::view_name(self);
+                Some(std::borrow::Cow::Borrowed(name))
             }
             fn namespace(&self) -> Option<std::borrow::Cow<'_, str>> {
-                self.view_namespace().map(std::borrow::Cow::Borrowed)
+                super::cache_view::ViewKey::view_namespace(self).map(std::borrow::Cow::Borrowed)
             }
             fn resource_version(&self) -> Option<std::borrow::Cow<'_, str>> {
                 None

@@ -11,7 +11,7 @@
 //! up.
 
 use super::applied_digest::DIGEST_ANNOTATION;
-use super::cache_view::lookup_by_name;
+use super::cache_view::{ViewKey, lookup_by_name};
 use super::deployment::{CLUSTER_LABEL, MANAGED_BY_LABEL, WORKLOAD_LABEL};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus,
@@ -167,7 +167,7 @@ pub fn stalled(status: Option<&DeploymentStatus>) -> bool {
 // (nothing reads them from a cached child), so its cache key holds neither.
 lookup_by_name!(ChildView, Deployment);
 
-impl ChildView {
+impl ViewKey for ChildView {
     fn view_name(&self) -> &str {
         &self.name
     }

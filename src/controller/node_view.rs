@@ -5,7 +5,7 @@
 //! before its metadata's maps; the watch reads a [`NodeObject`] (the status, with its images and
 //! heartbeats, is never deserialized) and the caches keep the facts made of it.
 
-use super::cache_view::lookup_by_name;
+use super::cache_view::{ViewKey, lookup_by_name};
 use crate::policy::{NodeFacts, Taint};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -50,12 +50,7 @@ impl From<NodeObject> for NodeFacts {
 // them from a cached Node), so its cache key holds neither.
 lookup_by_name!(NodeFacts, Node);
 
-trait NodeKey {
-    fn view_name(&self) -> &str;
-    fn view_namespace(&self) -> Option<&str>;
-}
-
-impl NodeKey for NodeFacts {
+impl ViewKey for NodeFacts {
     fn view_name(&self) -> &str {
         &self.name
     }
