@@ -90,6 +90,7 @@ async fn run() {
         server.clear_requests();
         server.record_bodies(true);
     }
+    let servers_cpu = operator::cpu_seconds("self").unwrap_or_default();
     let mut operator = Operator::start(dir.path(), &kubeconfig, "first");
     let started = Instant::now();
     let (stop_editing, editing) = tokio::sync::watch::channel(false);
@@ -97,6 +98,8 @@ async fn run() {
     let synced = tokio::spawn(until_ready(operator.http, started));
     fleet.all(&mut operator, "placed", waits::is_placed).await;
     figures.startup = started.elapsed();
+    figures.startup_operator_cpu = operator.cpu_seconds();
+    figures.startup_servers_cpu = operator::cpu_seconds("self").unwrap_or_default() - servers_cpu;
     let _ = stop_editing.send(true);
     let edits = edits.await.unwrap();
     figures.synced = synced.await.unwrap();
@@ -182,6 +185,7 @@ async fn baseline(fleet: &Fleet<'_>, requests: &[access_log::Served], figures: &
         .map(TestApiServer::client)
         .collect();
     let replayed = replay::replay(&clients, requests, REPLAY_NAMESPACE, CONCURRENCY).await;
+    figures.replay_cpu = replayed.cpu;
     figures.replay = replayed.elapsed;
     figures.replay_requests = replayed.requests;
     figures.replay_writes = replayed.writes;

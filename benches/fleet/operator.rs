@@ -68,6 +68,19 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time (user and system) a process has used so far, from `/proc/<pid>/stat` (`self`
+/// for the bench's own process: its servers and clients). The kernel counts it in `USER_HZ`
+/// ticks, which Linux fixes at 100 a second for what it shows in `/proc`.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// The allocator settings the operator is deployed with (`MIMALLOC_*` in `deploy/operator.yaml`,
 /// which the chart's are tested against): the bench measures the operator as it runs there.
 fn allocator_env() -> Vec<(String, String)> {
@@ -153,6 +166,11 @@ impl Operator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The CPU time the operator process has used since it started, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.pid().to_string()).unwrap_or_default()
     }
 
     /// The process's high-water mark of resident memory, in MiB.

@@ -6,6 +6,7 @@
 //! first, as the objects in them need them.
 
 use super::access_log::{Served, is_write, object_name, workload_of};
+use super::operator::cpu_seconds;
 use super::topology::NAMESPACE;
 use futures::StreamExt;
 use http_body_util::BodyExt;
@@ -17,6 +18,8 @@ pub struct Replayed {
     /// How many of them were writes.
     pub writes: usize,
     pub elapsed: Duration,
+    /// CPU seconds the bench process (the servers and this client) used meanwhile.
+    pub cpu: f64,
     /// Status codes of the answers that were not a success where Sovra's was.
     pub failed: BTreeMap<u16, usize>,
 }
@@ -142,6 +145,7 @@ pub async fn replay(
             objects.entry(sequence(served)).or_default().push(request);
         }
     }
+    let cpu = cpu_seconds("self").unwrap_or_default();
     let started = Instant::now();
     let mut codes = send_all(clients, namespaces).await;
     let failures: Vec<Vec<u16>> = futures::stream::iter(objects.into_values())
@@ -150,6 +154,7 @@ pub async fn replay(
         .collect()
         .await;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds("self").unwrap_or_default() - cpu;
     codes.extend(failures.into_iter().flatten());
     let mut failed = BTreeMap::new();
     for code in codes {
@@ -159,6 +164,7 @@ pub async fn replay(
         requests: requests.len(),
         writes: requests.iter().filter(|s| is_write(&s.record)).count(),
         elapsed,
+        cpu,
         failed,
     }
 }
