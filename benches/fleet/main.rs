@@ -101,6 +101,7 @@ async fn run() {
     figures.startup_operator_cpu = operator.cpu_seconds();
     figures.startup_servers_cpu = operator::cpu_seconds("self").unwrap_or_default() - servers_cpu;
     let _ = stop_editing.send(true);
+    let reconciles = reconcile_time(&operator).await;
     let edits = edits.await.unwrap();
     figures.synced = synced.await.unwrap();
     figures.startup_peak_mib = operator.rss.peak_mib();
@@ -120,6 +121,13 @@ async fn run() {
         })
         .collect();
     println!("slowest edits: {}", slowest.join("; "));
+    if let Some((count, seconds)) = reconciles {
+        println!(
+            "workload reconciles during start-up: {count:.0}, {:.2} ms each on average; {:.0}% of the {CONCURRENCY} permits' time",
+            seconds * 1e3 / count.max(1.0),
+            seconds * 100.0 / (CONCURRENCY as f64 * figures.startup.as_secs_f64())
+        );
+    }
     // Writes and single-object reads, in order: the breakdowns count the writes, the replay
     // sends both.
     let startup_requests = take_requests(&fleet.servers(), access_log::is_replayable);
@@ -157,6 +165,19 @@ async fn run() {
 
     baseline(&fleet, &startup_requests, &mut figures).await;
     figures.print();
+}
+
+/// How many workload reconciles the operator ran, and their time in seconds (from its
+/// `/metrics`): with the start-up's time, how busy its permits were.
+async fn reconcile_time(operator: &Operator) -> Option<(f64, f64)> {
+    let labels = r#"controller="workload""#;
+    let count = operator
+        .metric("sovra_reconcile_duration_seconds_count", labels)
+        .await?;
+    let sum = operator
+        .metric("sovra_reconcile_duration_seconds_sum", labels)
+        .await?;
+    Some((count, sum))
 }
 
 /// How long after `started` the operator's `/readyz` first answered 200 (caches synced).
