@@ -343,21 +343,31 @@ async fn concurrent_records_from_many_tasks_form_one_valid_chain_with_none_lost(
         .map(|t| {
             let trail = trail.clone();
             tokio::spawn(async move {
-                let mut seqs = Vec::new();
+                let mut records = Vec::new();
                 for i in 0..5 {
                     let entry = placed("ns", &format!("t{t}-{i}"), "internal");
-                    seqs.push(trail.record(entry).await.unwrap().seq);
+                    records.push(trail.record(entry).await.unwrap());
                 }
-                seqs
+                records
             })
         })
         .collect();
-    let mut seqs = Vec::new();
+    let mut records = Vec::new();
     for task in tasks {
-        seqs.extend(task.await.unwrap());
+        records.extend(task.await.unwrap());
     }
+    let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    // Records written together (group commit) each answer with exactly their own line.
+    let written = lines(&path);
+    for record in &records {
+        let line = &written[usize::try_from(record.seq).unwrap() - 1];
+        assert_eq!(
+            &serde_json::from_str::<sovra::audit::AuditRecord>(line).unwrap(),
+            record
+        );
+    }
 
     let report = verify_file(&path).unwrap();
     assert!(report.is_intact(), "{report}");

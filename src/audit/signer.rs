@@ -67,6 +67,13 @@ impl Signer {
         self.policy.every_records > 0 && self.since >= self.policy.every_records
     }
 
+    /// How many more records make a checkpoint due by count (0: one is due already); `None`
+    /// when checkpoints are not written by count.
+    pub fn records_until_due(&self) -> Option<u64> {
+        (self.policy.every_records > 0)
+            .then(|| self.policy.every_records.saturating_sub(self.since))
+    }
+
     /// Asked for one: is there anything new to commit to?
     pub fn due(&self) -> bool {
         self.since > 0
@@ -125,14 +132,17 @@ mod tests {
         assert!(!s.due());
         s.recorded();
         assert!(s.due() && !s.due_by_count());
+        assert_eq!(s.records_until_due(), Some(1));
         s.recorded();
         assert!(s.due_by_count());
+        assert_eq!(s.records_until_due(), Some(0));
         let (_, signed) = s
             .line(2, GENESIS_HASH, jiff::Timestamp::UNIX_EPOCH, "a")
             .unwrap();
         s.written(signed);
         assert!(!s.due());
         assert!(!signer(0).due_by_count());
+        assert_eq!(signer(0).records_until_due(), None);
     }
 
     #[test]

@@ -31,6 +31,16 @@ struct Shared {
     /// If the caller's future is dropped mid-append the task still finishes, so the in-memory
     /// head never disagrees with the file.
     state: Mutex<State>,
+    /// Appends waiting for `state`: whoever holds it next writes them all (group commit).
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// An append that joined the queue, and where its answer goes.
+#[derive(Debug)]
+struct Waiting {
+    entry: AuditEntry,
+    time: jiff::Timestamp,
+    answer: std::sync::mpsc::SyncSender<Result<AuditRecord, Error>>,
 }
 
 #[derive(Debug)]
@@ -131,6 +141,7 @@ impl AuditTrail {
                 actor,
                 echo_stdout,
                 state: Mutex::new(state),
+                waiting: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -143,7 +154,9 @@ impl AuditTrail {
     /// Appends one record with the given time (truncated to microseconds): the line and its
     /// newline are written and `fsync`ed (`sync_data`) before this returns, so a decision
     /// Sovra acts on is never missing from the trail. Then the line is echoed to stdout when
-    /// enabled, as bare JSON. Appends are serialized, so concurrent callers produce one chain.
+    /// enabled, as bare JSON. Appends are serialized, so concurrent callers produce one chain;
+    /// the records of callers that arrive while one append is being written are written
+    /// together, with one `fsync` (group commit), each still answered only once it is durable.
     /// When the record makes a checkpoint due by count, the checkpoint line follows it (a
     /// checkpoint that cannot be written is logged and tried again after the next record).
     ///
@@ -169,7 +182,7 @@ impl AuditTrail {
     pub async fn checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = lock(&shared.state);
             shared.checkpoint(&mut state, jiff::Timestamp::now())
         })
         .await
@@ -202,10 +215,7 @@ impl AuditTrail {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.shared.state)
     }
 }
 
@@ -233,21 +243,93 @@ impl Shared {
         self.path.clone().unwrap_or_else(|| PathBuf::from(STDOUT))
     }
 
+    /// Group commit: the record joins the queue, and whoever holds the state next writes every
+    /// queued record (see [`Shared::write_queued`]). By the time this caller holds the state its
+    /// record has been written and answered, by itself or by an earlier holder that took it
+    /// from the queue: a holder answers everything it took before it lets the state go.
     fn append(&self, entry: AuditEntry, time: jiff::Timestamp) -> Result<AuditRecord, Error> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let seq = self.next_seq(&state)?;
-        let record = AuditRecord::new(seq, time, &self.actor, entry, state.head.clone());
-        self.write(&mut state, &record)?;
-        if let Some(signer) = &mut state.signer {
-            signer.recorded();
-            if signer.due_by_count()
-                && let Err(error) = self.checkpoint(&mut state, time)
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        lock(&self.waiting).push(Waiting {
+            entry,
+            time,
+            answer,
+        });
+        {
+            let mut state = lock(&self.state);
+            let queued = std::mem::take(&mut *lock(&self.waiting));
+            self.write_queued(&mut state, queued);
+        }
+        answered.try_recv().unwrap_or_else(|_| {
+            Err(Error::Audit {
+                path: self.error_path(),
+                message: "the audit writer did not answer for the record".to_owned(),
+            })
+        })
+    }
+
+    /// Writes `queued` in order, as few writes and `fsync`s as the checkpoints allow: a
+    /// record that makes a checkpoint due by count ends a write, and the checkpoint line
+    /// follows it. A write that fails fails the records in it, and the next ones are chained
+    /// to what the file holds, as if those had never been asked for.
+    fn write_queued(&self, state: &mut State, queued: Vec<Waiting>) {
+        let mut queued = queued.into_iter().peekable();
+        while queued.peek().is_some() {
+            let room = state
+                .signer
+                .as_ref()
+                .and_then(Signer::records_until_due)
+                .map_or(usize::MAX, |n| {
+                    usize::try_from(n.max(1)).unwrap_or(usize::MAX)
+                });
+            let mut lines: Vec<(AuditRecord, String)> = Vec::new();
+            let mut answers = Vec::new();
+            let (mut seq, mut head) = (state.last_seq, state.head.clone());
+            while lines.len() < room
+                && let Some(waiting) = queued.next()
             {
-                // The record is durable; the checkpoint is tried again after the next one.
-                tracing::error!(%error, seq, "could not write an audit checkpoint");
+                let made = self.next_seq(state, seq).and_then(|next| {
+                    let record = AuditRecord::new(
+                        next,
+                        waiting.time,
+                        &self.actor,
+                        waiting.entry,
+                        head.clone(),
+                    );
+                    canonical_line(&record).map(|line| (record, line))
+                });
+                match made {
+                    Ok((record, line)) => {
+                        (seq, head) = (record.seq, line_hash(line.as_bytes()));
+                        lines.push((record, line));
+                        answers.push(waiting.answer);
+                    }
+                    Err(error) => {
+                        let _ = waiting.answer.send(Err(error));
+                    }
+                }
+            }
+            let time = lines.last().map(|(record, _)| record.time);
+            let written = self.write_lines(state, &lines);
+            for ((record, _), answer) in lines.into_iter().zip(answers) {
+                let result = match &written {
+                    Ok(()) => {
+                        if let Some(signer) = &mut state.signer {
+                            signer.recorded();
+                        }
+                        Ok(record)
+                    }
+                    Err(error) => Err(self.failure_of_each(error)),
+                };
+                let _ = answer.send(result);
+            }
+            if let (Ok(()), Some(time)) = (&written, time)
+                && state.signer.as_ref().is_some_and(Signer::due_by_count)
+                && let Err(error) = self.checkpoint(state, time)
+            {
+                // The records are durable; the checkpoint is tried again after the next one.
+                tracing::error!(%error, seq = state.last_seq, "could not write an audit checkpoint");
             }
         }
-        Ok(record)
     }
 
     /// Writes a checkpoint line if one is due (see [`AuditTrail::checkpoint`]).
@@ -259,7 +341,7 @@ impl Shared {
         if !state.signer.as_ref().is_some_and(Signer::due) {
             return Ok(None);
         }
-        self.next_seq(state)?;
+        self.next_seq(state, state.last_seq)?;
         let made = state
             .signer
             .as_ref()
@@ -284,7 +366,22 @@ impl Shared {
         Ok(Some(signed))
     }
 
-    fn next_seq(&self, state: &State) -> Result<u64, Error> {
+    /// A failed write's error, for each record that was in it (an `io::Error` has no `Clone`).
+    fn failure_of_each(&self, error: &Error) -> Error {
+        match error {
+            Error::WriteFile { path, source } => Error::WriteFile {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => Error::Audit {
+                path: self.error_path(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The seq after `last`, unless the trail refuses appends.
+    fn next_seq(&self, state: &State, last: u64) -> Result<u64, Error> {
         if let Some(reason) = &state.unusable {
             return Err(Error::Audit {
                 path: self.error_path(),
@@ -293,7 +390,7 @@ impl Shared {
                 ),
             });
         }
-        state.last_seq.checked_add(1).ok_or_else(|| Error::Audit {
+        last.checked_add(1).ok_or_else(|| Error::Audit {
             path: self.error_path(),
             message: "seq overflow".to_owned(),
         })
@@ -302,10 +399,21 @@ impl Shared {
     /// Writes `record` as the next line (fsynced), echoes it, and moves the head.
     fn write(&self, state: &mut State, record: &AuditRecord) -> Result<(), Error> {
         let line = canonical_line(record)?;
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
+        self.write_lines(state, &[(record.clone(), line)])
+    }
 
+    /// Writes `lines` (each the canonical line of its record, chained to the one before, the
+    /// first to the head) with one write and one fsync, echoes them, and moves the head to
+    /// the last. Nothing moves when the write fails.
+    fn write_lines(&self, state: &mut State, lines: &[(AuditRecord, String)]) -> Result<(), Error> {
+        let Some((last, last_line)) = lines.last() else {
+            return Ok(());
+        };
+        let mut bytes = Vec::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+        for (_, line) in lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
         match (&state.file, &self.path) {
             (Some(file), Some(path)) => {
                 if let Err(reason) = append_durably(file, &bytes) {
@@ -320,8 +428,8 @@ impl Shared {
                 if self.echo_stdout
                     && let Err(error) = echo(&bytes)
                 {
-                    // The record is durable in the file; stdout is a convenience copy.
-                    tracing::warn!(%error, seq = record.seq, "could not echo audit record to stdout");
+                    // The records are durable in the file; stdout is a convenience copy.
+                    tracing::warn!(%error, seq = last.seq, "could not echo audit records to stdout");
                 }
             }
             _ => echo(&bytes).map_err(|source| Error::WriteFile {
@@ -329,10 +437,14 @@ impl Shared {
                 source,
             })?,
         }
-        state.last_seq = record.seq;
-        state.head = line_hash(line.as_bytes());
+        state.last_seq = last.seq;
+        state.head = line_hash(last_line.as_bytes());
         Ok(())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -370,6 +482,103 @@ mod tests {
             "{err}"
         );
         assert_eq!(trail.shared.state.lock().unwrap().last_seq, 0);
+    }
+
+    fn named(name: &str) -> AuditEntry {
+        let mut entry = entry();
+        entry.object.name = name.to_owned();
+        entry
+    }
+
+    /// Puts records in the trail's queue, as callers that arrived while another append was
+    /// being written would: the next append writes them with its own.
+    fn queue(
+        trail: &AuditTrail,
+        names: &[&str],
+    ) -> Vec<std::sync::mpsc::Receiver<Result<AuditRecord, Error>>> {
+        let mut queue = trail.shared.waiting.lock().unwrap();
+        names
+            .iter()
+            .map(|name| {
+                let (answer, answered) = std::sync::mpsc::sync_channel(1);
+                queue.push(Waiting {
+                    entry: named(name),
+                    time: jiff::Timestamp::UNIX_EPOCH,
+                    answer,
+                });
+                answered
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_queued_together_are_written_in_order_with_a_checkpoint_after_every_third() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let policy = CheckpointPolicy {
+            key: crate::audit::SigningKey::generate().unwrap(),
+            origin: "sovra.dev/test/sovra-0".into(),
+            every_records: 3,
+        };
+        let trail =
+            AuditTrail::open_signed(Some(path.clone()), "sovra/t".into(), false, Some(policy))
+                .await
+                .unwrap();
+        let queued = queue(&trail, &["a", "b", "c", "d", "e", "f", "g"]);
+        let own = trail.record(named("h")).await.unwrap();
+        let seqs: Vec<u64> = queued
+            .iter()
+            .map(|answered| answered.try_recv().unwrap().unwrap().seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 5, 6, 7, 9], "checkpoints at 4 and 8");
+        assert_eq!(own.seq, 10);
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let checkpoints: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("\"action\":\"Checkpoint\""))
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(
+            checkpoints,
+            [4, 8],
+            "each right after the third record since the last one; h is the second since 8"
+        );
+        let names: Vec<&str> = ["a", "b", "c", "d", "e", "f", "g", "h"].into();
+        for (name, seq) in names.iter().zip(seqs.iter().chain([&own.seq])) {
+            let line = &lines[usize::try_from(*seq).unwrap() - 1];
+            assert!(
+                line.contains(&format!("\"name\":\"{name}\"")),
+                "{seq}: {line}"
+            );
+        }
+        let report = crate::audit::verify_file(&path).unwrap();
+        assert!(report.is_intact(), "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_every_record_written_with_it_and_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let trail = AuditTrail::open(Some(path.clone()), "sovra/t".into(), false)
+            .await
+            .unwrap();
+        // A handle that cannot write, nor truncate back: the write fails and so does the
+        // rollback, which leaves the trail refusing appends.
+        trail.shared.state.lock().unwrap().file = Some(File::open(&path).unwrap());
+        let queued = queue(&trail, &["a", "b"]);
+        let err = trail.record(named("c")).await.unwrap_err();
+        assert!(matches!(err, Error::WriteFile { .. }), "{err}");
+        for answered in queued {
+            let err = answered.try_recv().unwrap().unwrap_err();
+            assert!(matches!(err, Error::WriteFile { .. }), "{err}");
+        }
+        let state = trail.shared.state.lock().unwrap();
+        assert_eq!((state.last_seq, state.head.as_str()), (0, GENESIS_HASH));
+        assert!(state.unusable.is_some(), "the rollback failed too");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
     #[tokio::test]
