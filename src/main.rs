@@ -11,5 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = sovra::cli::Cli::parse();
-    Ok(sovra::cli::execute(cli).await?)
+    // On a worker, not on the thread that blocks on the runtime: the controllers' streams and
+    // the reconciles they wake then share the workers, instead of every hand-over between them
+    // crossing threads (a futex wake and a context switch each).
+    let command = tokio::spawn(sovra::cli::execute(cli));
+    Ok(command.await??)
 }
