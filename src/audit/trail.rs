@@ -281,8 +281,7 @@ impl Shared {
                 .map_or(usize::MAX, |n| {
                     usize::try_from(n.max(1)).unwrap_or(usize::MAX)
                 });
-            let mut lines: Vec<(AuditRecord, String)> = Vec::new();
-            let mut answers = Vec::new();
+            let (mut records, mut lines, mut answers) = (Vec::new(), Vec::new(), Vec::new());
             let (mut seq, mut head) = (state.last_seq, state.head.clone());
             while lines.len() < room
                 && let Some(waiting) = queued.next()
@@ -300,7 +299,8 @@ impl Shared {
                 match made {
                     Ok((record, line)) => {
                         (seq, head) = (record.seq, line_hash(line.as_bytes()));
-                        lines.push((record, line));
+                        records.push(record);
+                        lines.push(line);
                         answers.push(waiting.answer);
                     }
                     Err(error) => {
@@ -308,9 +308,9 @@ impl Shared {
                     }
                 }
             }
-            let time = lines.last().map(|(record, _)| record.time);
-            let written = self.write_lines(state, &lines);
-            for ((record, _), answer) in lines.into_iter().zip(answers) {
+            let time = records.last().map(|record| record.time);
+            let written = self.write_lines(state, &lines, seq);
+            for (record, answer) in records.into_iter().zip(answers) {
                 let result = match &written {
                     Ok(()) => {
                         if let Some(signer) = &mut state.signer {
@@ -399,18 +399,18 @@ impl Shared {
     /// Writes `record` as the next line (fsynced), echoes it, and moves the head.
     fn write(&self, state: &mut State, record: &AuditRecord) -> Result<(), Error> {
         let line = canonical_line(record)?;
-        self.write_lines(state, &[(record.clone(), line)])
+        self.write_lines(state, &[line], record.seq)
     }
 
-    /// Writes `lines` (each the canonical line of its record, chained to the one before, the
-    /// first to the head) with one write and one fsync, echoes them, and moves the head to
-    /// the last. Nothing moves when the write fails.
-    fn write_lines(&self, state: &mut State, lines: &[(AuditRecord, String)]) -> Result<(), Error> {
-        let Some((last, last_line)) = lines.last() else {
+    /// Writes `lines` (each the canonical line of a record, chained to the one before, the
+    /// first to the head; the last's seq is `last_seq`) with one write and one fsync, echoes
+    /// them, and moves the head to the last. Nothing moves when the write fails.
+    fn write_lines(&self, state: &mut State, lines: &[String], last_seq: u64) -> Result<(), Error> {
+        let Some(last_line) = lines.last() else {
             return Ok(());
         };
-        let mut bytes = Vec::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
-        for (_, line) in lines {
+        let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for line in lines {
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
         }
@@ -429,7 +429,7 @@ impl Shared {
                     && let Err(error) = echo(&bytes)
                 {
                     // The records are durable in the file; stdout is a convenience copy.
-                    tracing::warn!(%error, seq = last.seq, "could not echo audit records to stdout");
+                    tracing::warn!(%error, seq = last_seq, "could not echo audit records to stdout");
                 }
             }
             _ => echo(&bytes).map_err(|source| Error::WriteFile {
@@ -437,7 +437,7 @@ impl Shared {
                 source,
             })?,
         }
-        state.last_seq = last.seq;
+        state.last_seq = last_seq;
         state.head = line_hash(last_line.as_bytes());
         Ok(())
     }
