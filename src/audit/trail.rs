@@ -7,10 +7,11 @@ use super::checkpoint::SignedCheckpoint;
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH, canonical_line, line_hash};
 use super::signer::{CheckpointPolicy, Signer};
 use crate::Error;
+use crate::sync::lock;
 use file::{append_durably, echo, open_file};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// Where records go when there is no file.
@@ -441,10 +442,6 @@ impl Shared {
         state.head = line_hash(last_line.as_bytes());
         Ok(())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
