@@ -28,9 +28,12 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 const RESYNC_SLOTS: u64 = 60;
 
 /// The sources of workload reconciles.
-pub struct Sources<W, C> {
+pub struct Sources<W, E, C> {
     /// The workload watch's applied objects, after the cache and the lanes took note of them.
     pub watch: W,
+    /// Whether a watched workload is just what Sovra's own write left (`OwnWrites`): that
+    /// asks for nothing.
+    pub echo: E,
     /// Workloads whose child changed.
     pub wakes: UnboundedReceiver<Key>,
     /// World changes: every workload is asked for.
@@ -38,23 +41,28 @@ pub struct Sources<W, C> {
 }
 
 /// Feeds every source into `lanes` until `shutdown`.
-pub async fn run<W, C>(
+pub async fn run<W, E, C>(
     lanes: Lanes,
     cache: Store<Workload>,
-    sources: Sources<W, C>,
+    sources: Sources<W, E, C>,
     shutdown: impl Future<Output = ()>,
 ) where
     W: Stream<Item = Result<Workload, watcher::Error>>,
+    E: Fn(&Workload) -> bool,
     C: Stream<Item = ()>,
 {
     let Sources {
         watch,
+        echo,
         mut wakes,
         world,
     } = sources;
     let watched = watch.for_each(|object| {
         // A watch error is retried by the watcher's backoff; the cache keeps what it had.
-        if let Some(key) = object.ok().as_ref().and_then(key_of) {
+        if let Ok(workload) = &object
+            && !echo(workload)
+            && let Some(key) = key_of(workload)
+        {
             lanes.request(key);
         }
         futures::future::ready(())
@@ -183,6 +191,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let sources = Sources {
             watch,
+            echo: |_: &Workload| false,
             wakes,
             world: futures::stream::iter([()]),
         };
@@ -209,5 +218,40 @@ mod tests {
         );
         let _ = stop.send(());
         fed.await.expect("stops on shutdown");
+    }
+
+    #[tokio::test]
+    async fn the_watch_event_of_sovras_own_write_asks_for_nothing_and_others_still_do() {
+        let cache = cache_of(&["a".to_owned(), "b".to_owned()]);
+        let (lanes, mut tickets) = Lanes::new(8);
+        let event = |name: &str| {
+            let cached = cache
+                .get(&ObjectRef::new(name).within("ns"))
+                .expect("cached");
+            Ok((*cached).clone())
+        };
+        let watch = futures::stream::iter([event("a"), event("b")]);
+        let (_wake, wakes) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sources = Sources {
+            watch,
+            echo: |workload: &Workload| kube::ResourceExt::name_any(workload) == "a",
+            wakes,
+            world: futures::stream::pending(),
+        };
+        let fed = tokio::spawn(run(lanes, cache, sources, async {
+            let _ = stopped.await;
+        }));
+        let key = tokio::time::timeout(Duration::from_secs(5), tickets.recv())
+            .await
+            .expect("asked for in time")
+            .expect("open");
+        assert_eq!(key.name, "b", "the event that is not an echo asks");
+        let _ = stop.send(());
+        fed.await.expect("stops on shutdown");
+        assert!(
+            tickets.try_recv().is_err(),
+            "a's event, seen before b's, asked for nothing"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! invalid objects reported, and what was applied to each child.
 
 use super::exit_tally::ExitTally;
+use super::own_writes::OwnWrites;
 use super::spare_capacity::ShedSpare;
 use super::violations::Violations;
 use crate::sync::lock;
@@ -38,6 +39,8 @@ pub struct Memory {
     pub sovereignty_lost: Mutex<HashMap<String, u64>>,
     /// Drift's current violations (Pods outside their placement), for the policy reports.
     pub violations: Violations,
+    /// Resource versions of Sovra's own workload writes, until the watch shows them.
+    pub own_writes: OwnWrites,
 }
 
 impl Memory {
@@ -48,6 +51,7 @@ impl Memory {
         lock(&self.released).retain(|uid| live(uid));
         lock(&self.finalized).retain(|uid| live(uid));
         lock(&self.invalid).retain(|uid, _| live(uid));
+        self.own_writes.retain(&live);
     }
 }
 

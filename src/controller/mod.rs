@@ -37,6 +37,7 @@ mod member_health;
 mod memory;
 mod metrics;
 mod node_view;
+mod own_writes;
 mod policy_report;
 mod policy_reports;
 mod pool_status;
@@ -364,11 +365,15 @@ impl Operator {
         // tickets. Unbounded and without debounce there: the limit is kept by the lanes, which
         // run live changes before the backlog (kube-runtime would serve its backlog in hash
         // order), and a debounce would leave a ticket's permit idle.
+        let echoes = ctx.clone();
         let intake = intake::run(
             lanes.clone(),
             ctx.workloads.clone(),
             intake::Sources {
                 watch,
+                echo: move |workload: &DeserializeGuard<SovereignWorkload>| {
+                    echoes.memory.own_writes.is_echo(workload)
+                },
                 wakes: workload_wakes,
                 world: changes(world_changes.resubscribe()),
             },

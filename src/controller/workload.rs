@@ -53,7 +53,7 @@ pub async fn reconcile(
     let ctx2 = ctx.clone();
     // The finalizer goes on before anything is placed, in this reconcile: waiting for the
     // patch's watch event would make every first placement two reconciles.
-    let workload = match with_finalizer(&api, workload, &ctx.memory.finalized).await {
+    let workload = match with_finalizer(&api, workload, &ctx).await {
         Ok(Some(patched)) => patched,
         Ok(None) => workload.clone(),
         Err(error) => return Err(Error::Finalizer(Box::new(error))),
@@ -85,13 +85,14 @@ pub async fn reconcile(
 /// Adds Sovra's finalizer to a workload that is not being deleted and lacks it, with the JSON
 /// patch kube's `finalizer` helper sends (its `test` fails, 422, when someone else changed the
 /// finalizers meanwhile, and the reconcile is retried). Returns the patched workload; `None`
-/// when there was nothing to add. `added` holds the workloads it was added to that the cache
-/// does not show with it yet: those are taken to have it.
+/// when there was nothing to add. `Memory::finalized` holds the workloads it was added to that
+/// the cache does not show with it yet: those are taken to have it.
 async fn with_finalizer(
     api: &Api<SovereignWorkload>,
     workload: &SovereignWorkload,
-    added: &std::sync::Mutex<std::collections::HashSet<String>>,
+    ctx: &Context,
 ) -> Result<Option<SovereignWorkload>, FinalizerError<Error>> {
+    let added = &ctx.memory.finalized;
     let uid = workload.uid().unwrap_or_default();
     if workload.finalizers().iter().any(|f| f == FINALIZER) {
         let mut added = lock(added);
@@ -131,7 +132,20 @@ async fn with_finalizer(
         .await
         .map_err(FinalizerError::AddFinalizer)?;
     lock(added).insert(uid);
+    wrote(ctx, &patched);
     Ok(Some(patched))
+}
+
+/// Notes Sovra's own write of a workload (`written`, as the server answered), so that its watch
+/// event asks for no reconcile (`OwnWrites`): this reconcile acts on what it says.
+fn wrote(ctx: &Context, written: &SovereignWorkload) {
+    let key = kube::runtime::reflector::ObjectRef::new(&written.name_any())
+        .within(&written.namespace().unwrap_or_default());
+    let cached = ctx.workloads.get(&key);
+    let cached_version = cached
+        .as_ref()
+        .and_then(|cached| cached.meta().resource_version.as_deref());
+    ctx.memory.own_writes.wrote(written, cached_version);
 }
 
 async fn apply(workload: &SovereignWorkload, ctx: &Context) -> Result<Action, Error> {
@@ -451,6 +465,7 @@ async fn write_status(
             &Patch::Apply(&body),
         )
         .await?;
+    wrote(ctx, &written);
     // Remembered as the server stored it (times to the second), which is what the cache will
     // show: what was sent would never equal it, and would be kept until the workload goes.
     // Compacted, as the cache keeps it.
