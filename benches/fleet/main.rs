@@ -101,7 +101,7 @@ async fn run() {
     figures.startup_operator_cpu = operator.cpu_seconds();
     figures.startup_servers_cpu = operator::cpu_seconds("self").unwrap_or_default() - servers_cpu;
     let _ = stop_editing.send(true);
-    let reconciles = reconcile_time(&operator).await;
+    let reconciles = operator.workload_reconcile_time().await;
     let edits = edits.await.unwrap();
     figures.synced = synced.await.unwrap();
     figures.startup_peak_mib = operator.rss.peak_mib();
@@ -165,19 +165,6 @@ async fn run() {
 
     baseline(&fleet, &startup_requests, &mut figures).await;
     figures.print();
-}
-
-/// How many workload reconciles the operator ran, and their time in seconds (from its
-/// `/metrics`): with the start-up's time, how busy its permits were.
-async fn reconcile_time(operator: &Operator) -> Option<(f64, f64)> {
-    let labels = r#"controller="workload""#;
-    let count = operator
-        .metric("sovra_reconcile_duration_seconds_count", labels)
-        .await?;
-    let sum = operator
-        .metric("sovra_reconcile_duration_seconds_sum", labels)
-        .await?;
-    Some((count, sum))
 }
 
 /// How long after `started` the operator's `/readyz` first answered 200 (caches synced).

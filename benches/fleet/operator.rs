@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The label of the workload controller's metrics.
+const WORKLOAD_CONTROLLER: &str = r#"controller="workload""#;
+
 /// The operator's `--concurrency` (its default, from RunArgs); the replay uses the same.
 pub const CONCURRENCY: usize = 8;
 
@@ -203,6 +206,28 @@ impl Operator {
             .find(|l| l.starts_with(&wanted))
             .filter(|_| code == 200)?;
         line.rsplit(' ').next()?.parse().ok()
+    }
+
+    /// The workload reconciles the operator has run (`sovra_reconciliations_total`).
+    pub async fn workload_reconciles(&self) -> f64 {
+        self.metric("sovra_reconciliations_total", WORKLOAD_CONTROLLER)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// How many workload reconciles have ended, and their time in seconds
+    /// (`sovra_reconcile_duration_seconds`).
+    pub async fn workload_reconcile_time(&self) -> Option<(f64, f64)> {
+        let count = self
+            .metric(
+                "sovra_reconcile_duration_seconds_count",
+                WORKLOAD_CONTROLLER,
+            )
+            .await?;
+        let sum = self
+            .metric("sovra_reconcile_duration_seconds_sum", WORKLOAD_CONTROLLER)
+            .await?;
+        Some((count, sum))
     }
 
     pub async fn ready(&self) -> bool {

@@ -52,7 +52,7 @@ pub async fn readiness(fleet: &Fleet<'_>, operator: &mut Operator, figures: &mut
     // with an older spec.
     fleet.idle().await;
     take_writes(&fleet.servers());
-    let reconciled = reconciles(operator).await;
+    let reconciled = operator.workload_reconciles().await;
     let started = Instant::now();
     let mut changes = 0;
     for member in fleet.members {
@@ -80,19 +80,11 @@ pub async fn readiness(fleet: &Fleet<'_>, operator: &mut Operator, figures: &mut
     println!(
         "readiness: {changes} Deployments became ready; all workloads said so after {:.2} s, after {:.0} workload reconciles ({:.0} in all since the start)",
         took.as_secs_f64(),
-        reconciles(operator).await - reconciled,
+        operator.workload_reconciles().await - reconciled,
         reconciled
     );
     writes.print(changes);
     figures.writes_per_readiness = writes.per(changes);
-}
-
-/// The workload reconciles the operator has run (`sovra_reconciliations_total`).
-async fn reconciles(operator: &Operator) -> f64 {
-    operator
-        .metric("sovra_reconciliations_total", r#"controller="workload""#)
-        .await
-        .unwrap_or_default()
 }
 
 /// Idle: the resident memory, and the writes in a window in which nothing changes.
@@ -165,11 +157,7 @@ pub async fn restart(
         if figures.restart_synced.is_none() && operator.ready().await {
             figures.restart_synced = Some(started.elapsed());
         }
-        let reconciled = operator
-            .metric("sovra_reconciliations_total", "controller=\"workload\"")
-            .await
-            .unwrap_or_default();
-        if reconciled >= wanted {
+        if operator.workload_reconciles().await >= wanted {
             figures.restart_reconciled = Some(started.elapsed());
             break;
         }
